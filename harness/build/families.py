@@ -1,0 +1,115 @@
+"""Per-family behaviour as data: paths, tools and conventions that differ between apt, dnf and zypper.
+
+Code varies by family, never by distro name; a recipe names its family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.errors import HarnessError
+from harness.recipe import Setting
+
+
+@dataclass(frozen=True)
+class Family:
+    """What the build and the audit need to know about a package-manager family."""
+
+    name: str
+    grub_dir: str  # GRUB's directory on /boot, holding grub.cfg and the module folders
+    grub_lib: str  # where the target keeps GRUB's platform folders (i386-pc, x86_64-efi)
+    grub_mkimage: str
+    grub_default: str  # the distro's GRUB defaults file, read by its grub-mkconfig
+    cmdline_key: str
+    initramfs_tool: str  # host tool listing an initramfs
+    initramfs_glob: str  # initramfs names under /boot, '{v}' = kernel version
+    kernel_glob: str
+    machine_id: str  # 'empty' or 'uninitialized' on purpose, see image-checks D3
+    ssh_service: str
+    dhcp_lease_dirs: tuple[str, ...]
+    package_db: str
+    initramfs_modules_file: str
+    initramfs_modules_style: str  # 'line': one module per line; 'dracut': an add_drivers drop-in
+
+    def cmdline_setting(self, cmdline: str) -> Setting:
+        return Setting(
+            file=self.grub_default, key=self.cmdline_key, value=cmdline, style="shell",
+            reason="kernel.cmdline from the recipe: serial console and NIC naming Azure needs (image-checks A9)")
+
+    def initramfs_settings(self, modules: tuple[str, ...]) -> list[Setting]:
+        reason = "Hyper-V storage and network drivers must be in the initramfs to find the root disk on Azure (A6)"
+        if not modules:
+            return []
+        if self.initramfs_modules_style == "line":
+            return [Setting(file=self.initramfs_modules_file, value=m, style="line", reason=reason)
+                    for m in modules]
+        return [Setting(file=self.initramfs_modules_file,
+                        value=f'add_drivers+=" {" ".join(modules)} "\n', style="file", reason=reason)]
+
+
+APT = Family(
+    name="apt",
+    grub_dir="/boot/grub",
+    grub_lib="/usr/lib/grub",
+    grub_mkimage="grub-mkimage",
+    grub_default="/etc/default/grub",
+    cmdline_key="GRUB_CMDLINE_LINUX",
+    initramfs_tool="lsinitramfs",
+    initramfs_glob="initrd.img-{v}",
+    kernel_glob="vmlinuz-*",
+    # Empty, not 'uninitialized': with 'uninitialized' systemd treats the boot as a first boot and
+    # runs `preset-all`, which could flip units the build enabled or disabled on purpose.
+    machine_id="empty",
+    ssh_service="ssh.service",
+    dhcp_lease_dirs=("/var/lib/dhcp", "/var/lib/dhclient", "/var/lib/dhcpcd", "/var/lib/NetworkManager",
+                     "/run/systemd/netif/leases"),
+    package_db="/var/lib/dpkg",
+    initramfs_modules_file="/etc/initramfs-tools/modules",
+    initramfs_modules_style="line",
+)
+
+DNF = Family(
+    name="dnf",
+    grub_dir="/boot/grub2",
+    grub_lib="/usr/lib/grub",
+    grub_mkimage="grub2-mkimage",
+    grub_default="/etc/default/grub",
+    cmdline_key="GRUB_CMDLINE_LINUX",
+    initramfs_tool="lsinitrd",
+    initramfs_glob="initramfs-{v}.img",
+    kernel_glob="vmlinuz-*",
+    machine_id="uninitialized",
+    ssh_service="sshd.service",
+    dhcp_lease_dirs=("/var/lib/dhclient", "/var/lib/NetworkManager"),
+    package_db="/var/lib/rpm",
+    initramfs_modules_file="/etc/dracut.conf.d/50-azure-hyperv.conf",
+    initramfs_modules_style="dracut",
+)
+
+ZYPPER = Family(
+    name="zypper",
+    grub_dir="/boot/grub2",
+    grub_lib="/usr/share/grub2",
+    grub_mkimage="grub2-mkimage",
+    grub_default="/etc/default/grub",
+    cmdline_key="GRUB_CMDLINE_LINUX_DEFAULT",
+    initramfs_tool="lsinitrd",
+    initramfs_glob="initrd-{v}",
+    kernel_glob="vmlinuz-*",
+    machine_id="uninitialized",
+    ssh_service="sshd.service",
+    dhcp_lease_dirs=("/var/lib/dhcp", "/var/lib/wicked", "/var/lib/NetworkManager"),
+    package_db="/var/lib/rpm",
+    initramfs_modules_file="/etc/dracut.conf.d/50-azure-hyperv.conf",
+    initramfs_modules_style="dracut",
+)
+
+FAMILIES = {f.name: f for f in (APT, DNF, ZYPPER)}
+
+
+def get(name: str) -> Family:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise HarnessError(f"family {name!r} has no package bootstrap",
+                           f"families with one: {', '.join(FAMILIES)}") from None

@@ -1,0 +1,316 @@
+"""`harness build`: the pipeline reads as a recipe, a flat list of steps over one context."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import __version__, run
+from harness.build import apt, configure, disk, grub, seal
+from harness.build import settings as settings_mod
+from harness.build.context import BuildContext, BuildOptions, cache_root
+from harness.build.families import Family
+from harness.build.families import get as get_family
+from harness.build.layout import plan as plan_layout
+from harness.buildfolder import (
+    MANIFEST,
+    RAW,
+    BuildFolder,
+    builds_root,
+    list_builds,
+    new_build_id,
+    write_json_atomic,
+)
+from harness.digest import allocated_bytes, content_digest
+from harness.errors import BuildError, HarnessError
+from harness.log import stage
+from harness.recipe import Recipe, Setting
+
+log = logging.getLogger(__name__)
+
+BUILD_TOOLS = ("mmdebstrap", "sfdisk", "mkfs.ext4", "mkfs.vfat", "mmd", "mcopy", "dpkg-query", "chroot",
+               "systemctl")
+MIN_FREE_BYTES = 3 * 1024**3
+BUILD_SOURCES = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    folder: BuildFolder
+    cache_hit: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# Pre-flight checks: cheap invariants, each says why it exists.
+
+def preflight(ctx: BuildContext) -> None:
+    run.require(*BUILD_TOOLS)
+    if ctx.recipe.source.base_image is not None:
+        raise BuildError(f"recipe {ctx.recipe.name} starts from a vendor image",
+                         "vendor-image recipes are built by the base-image path (see README)")
+    if ctx.recipe.family != "apt":
+        raise BuildError(f"recipe {ctx.recipe.name} is in family {ctx.recipe.family!r}, "
+                         "whose package bootstrap needs its distro's mirrors",
+                         f"use 'harness build --plan {ctx.recipe.name}' to see the commands")
+    if ctx.agent not in ("cloud-init", "waagent"):
+        raise BuildError(f"agent {ctx.agent!r} cannot provision an apt-family image", "use cloud-init or waagent")
+    free = shutil.disk_usage(ctx.build_dir.parent).free
+    if free < MIN_FREE_BYTES:
+        raise BuildError(f"only {free // 1024**2} MiB free under {ctx.build_dir.parent}",
+                         "a build needs about 3 GiB of scratch space; free some or set HARNESS_BUILDS")
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache key and hits.
+
+def _sources_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(BUILD_SOURCES.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _keyring_digest(ctx: BuildContext) -> str:
+    path = apt.keyring_path(ctx)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
+
+
+def compute_cache_key(ctx: BuildContext) -> str:
+    """Recipe content (after extends), harness version and build code, flags, archive state."""
+    material = {
+        "harness": __version__,
+        "build_code": _sources_digest(),
+        "recipe": json.loads(ctx.recipe.canonical_json()),
+        "agent": ctx.agent,
+        "specialized": ctx.options.specialized,
+        "mirror": ctx.mirror,
+        "disk_size_mib": ctx.disk_size_mib,
+        "archives": ctx.archive_digests,
+        "keyring": _keyring_digest(ctx),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def find_cache_hit(recipe: Recipe, key: str) -> BuildFolder | None:
+    for build in reversed(list_builds(recipe.name)):
+        try:
+            manifest = build.manifest()
+            disk_path = build.disk()
+        except HarnessError:
+            continue
+        expected = manifest.get("disk", {}).get("size_bytes")
+        size = disk_path.stat().st_size - (512 if disk_path.suffix == ".vhd" else 0)
+        if manifest.get("cache_key") == key and size == expected:
+            return build
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps.
+
+def bootstrap_rootfs(ctx: BuildContext) -> None:
+    apt.bootstrap(ctx)
+
+
+def configure_azure(ctx: BuildContext) -> None:
+    configure.configure(ctx)
+
+
+def install_bootloader(ctx: BuildContext) -> None:
+    family = get_family(ctx.recipe.family)
+    defaults_path = ctx.rootfs / family.grub_default.lstrip("/")
+    text = defaults_path.read_text(encoding="utf-8") if defaults_path.exists() else ""
+    defaults = read_grub_defaults(text)
+    ctx.kernel_version = grub.install_files(ctx, family, defaults)
+
+
+def read_grub_defaults(text: str) -> dict[str, str]:
+    """KEY=value pairs of /etc/default/grub (shell syntax, quotes removed)."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or "=" not in stripped:
+            continue
+        key = stripped.split("=", 1)[0]
+        value = settings_mod.read_from_text(line, Setting(file="", key=key, value="", reason="-", style="shell"))
+        if value is not None:
+            values[key] = value
+    return values
+
+
+def seal_image(ctx: BuildContext) -> None:
+    seal.seal(ctx)
+
+
+def collect_facts(ctx: BuildContext) -> None:
+    ctx.packages = apt.installed_packages(ctx.rootfs)
+    missing = [s.describe() for s in ctx.settings if not _setting_holds(ctx.rootfs, s)]
+    if missing:
+        raise BuildError(f"declared settings missing after the build: {'; '.join(missing)}",
+                         "a package overwrote them; report it with the build log")
+
+
+def _setting_holds(root: Path, setting: Setting) -> bool:
+    path = root / setting.file.lstrip("/")
+    return settings_mod.holds(path.read_text(encoding="utf-8") if path.exists() else None, setting)
+
+
+def assemble_disk(ctx: BuildContext) -> None:
+    disk.boot_files_exist(ctx)
+    disk.create_sparse(ctx.disk_tmp, ctx.layout.disk_size_bytes)
+    disk.write_partition_table(ctx)
+    disk.make_esp(ctx)
+    disk.make_root_fs(ctx)
+    grub.install_bios(ctx.disk_tmp, ctx.layout, ctx.boot_dir / "boot.img", ctx.boot_dir / "core.img")
+    disk.remove_tree(ctx.rootfs)
+
+
+STEPS: list[Callable[[BuildContext], None]] = [
+    bootstrap_rootfs, configure_azure, install_bootloader, seal_image, collect_facts, assemble_disk,
+]
+
+
+# ---------------------------------------------------------------------------------------------
+
+def make_context(recipe: Recipe, options: BuildOptions) -> BuildContext:
+    family = get_family(recipe.family) if recipe.family != "flatcar" else None
+    disk_size = options.disk_size_mib or recipe.disk_size_mib
+    build_id = new_build_id()
+    recipe_dir = builds_root() / recipe.name
+    work = recipe_dir / f".tmp-{build_id}"
+    ctx = BuildContext(
+        recipe=recipe, options=options, build_id=build_id, build_dir=recipe_dir / build_id,
+        work_dir=work, cache_dir=cache_root(), layout=plan_layout(disk_size, recipe.esp_size_mib),
+    )
+    seed = uuid.uuid4()
+    ctx.root_uuid = str(uuid.uuid5(seed, "root"))
+    ctx.disk_guid = str(uuid.uuid5(seed, "disk")).upper()
+    ctx.part_guids = {p.name: str(uuid.uuid5(seed, p.name)).upper() for p in ctx.layout.partitions}
+    serial = uuid.uuid5(seed, "esp").hex[:8].upper()
+    ctx.esp_serial = f"{serial[:4]}-{serial[4:]}"
+    if family is not None:
+        ctx.settings = settings_mod.effective_settings(recipe, family, ctx.agent, options.specialized)
+    return ctx
+
+
+def manifest_data(ctx: BuildContext, digest: str, allocated: int) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "recipe": ctx.recipe.name,
+        "recipe_path": str(ctx.recipe.path),
+        "recipe_digest": ctx.recipe.digest(),
+        "family": ctx.recipe.family,
+        "release": ctx.recipe.release,
+        "build_id": ctx.build_id,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "harness_version": __version__,
+        "cache_key": ctx.cache_key,
+        "archives": ctx.archive_digests,
+        "mirror": ctx.mirror or "default",
+        "agent": ctx.agent,
+        "os_state": ctx.os_state,
+        "generations": list(ctx.recipe.generations),
+        "gallery": {"publisher": ctx.recipe.publisher, "offer": ctx.recipe.offer, "sku": ctx.recipe.sku},
+        "disk": {
+            "file": RAW,
+            "size_mib": ctx.disk_size_mib,
+            "size_bytes": ctx.layout.disk_size_bytes,
+            "allocated_bytes": allocated,
+            "disk_guid": ctx.disk_guid,
+            "root_uuid": ctx.root_uuid,
+            "esp_serial": ctx.esp_serial,
+            "layout": ctx.layout.to_json(),
+            "partition_table": ctx.facts.get("partition_table", []),
+        },
+        "content_digest": digest,
+        "kernel_version": ctx.kernel_version,
+        "kernel_cmdline": list(ctx.recipe.kernel_cmdline),
+        "packages": ctx.packages,
+        "settings": [{"file": s.file, "key": s.key, "value": s.value, "style": s.style, "reason": s.reason}
+                     for s in ctx.settings],
+        "timings_s": ctx.timings.steps,
+    }
+
+
+def finalize(ctx: BuildContext) -> BuildFolder:
+    """Digest the disk once, write the manifest, and rename the folder into place."""
+    with ctx.timings.step("digest"):
+        digest = content_digest(ctx.disk_tmp)
+    ctx.facts["partition_table"] = disk.partition_summary(ctx.disk_tmp)
+    staging = ctx.work_dir
+    for leftover in ("boot", "initramfs-modules", "esp.img"):
+        target = staging / leftover
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    write_json_atomic(staging / MANIFEST, manifest_data(ctx, digest, allocated_bytes(ctx.disk_tmp)))
+    os.replace(staging, ctx.build_dir)
+    return BuildFolder(ctx.build_dir)
+
+
+def plan(recipe: Recipe, options: BuildOptions) -> dict[str, Any]:
+    """What a build would run and write, without network or root (`harness build --plan`)."""
+    ctx = make_context(recipe, options)
+    family = get_family(recipe.family)
+    files: dict[str, str] = {}
+    for setting in ctx.settings:
+        files[setting.file] = settings_mod.apply_to_text(files.get(setting.file, ""), setting)
+    cache = ctx.cache_dir / "apt" / recipe.release
+    return {
+        "recipe": recipe.name,
+        "family": family.name,
+        "agent": ctx.agent,
+        "commands": [apt.mmdebstrap_argv(ctx, ctx.rootfs, cache, ctx.work_dir / "initramfs-modules")],
+        "files": files,
+        "partition_table": ctx.layout.sfdisk_script(ctx.disk_guid, ctx.part_guids),
+        "layout": ctx.layout.to_json(),
+    }
+
+
+def build(recipe: Recipe, options: BuildOptions) -> BuildResult:
+    """Build the recipe into a new build folder, or reuse an identical one (cache hit)."""
+    ctx = make_context(recipe, options)
+    ctx.build_dir.parent.mkdir(parents=True, exist_ok=True)
+    preflight(ctx)
+    with stage("build", f"{recipe.name}, agent {ctx.agent}, {ctx.disk_size_mib} MiB"):
+        with ctx.timings.step("probe"):
+            ctx.archive_digests = apt.probe_archive(ctx)
+        ctx.cache_key = compute_cache_key(ctx)
+        hit = None if options.rebuild else find_cache_hit(recipe, ctx.cache_key)
+        if hit is not None:
+            log.info("build: cache hit, reusing %s (same recipe, flags and archive state)", hit.path)
+            return BuildResult(hit, True)
+        ctx.work_dir.mkdir(parents=True)
+        try:
+            for step in STEPS:
+                with ctx.timings.step(step.__name__):
+                    step(ctx)
+            folder = finalize(ctx)
+        except BaseException:
+            _discard(ctx)
+            raise
+    log.info("build: %s", folder.path)
+    return BuildResult(folder, False)
+
+
+def _discard(ctx: BuildContext) -> None:
+    """Nothing half-written survives a failure; --keep-workdir keeps the scratch folder to debug."""
+    if ctx.options.keep_workdir and ctx.work_dir.exists():
+        log.error("build failed; scratch folder kept at %s", ctx.work_dir)
+        return
+    if ctx.work_dir.exists():
+        shutil.rmtree(ctx.work_dir, ignore_errors=True)
+
+
+def family_of(recipe: Recipe) -> Family:
+    return get_family(recipe.family)

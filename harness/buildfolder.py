@@ -1,0 +1,123 @@
+"""Build folders: `builds/<recipe>/<build-id>/`, resolution of BUILD arguments, atomic JSON files."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import NotFoundError
+
+MANIFEST = "manifest.json"
+RAW = "disk.raw"
+VHD = "disk.vhd"
+
+
+def builds_root() -> Path:
+    """Where build folders live: $HARNESS_BUILDS or ./builds."""
+    return Path(os.environ.get("HARNESS_BUILDS", "builds")).resolve()
+
+
+def new_build_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp name in the same folder, then rename: never half-written."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"{path} does not exist", "run the stage that writes it first") from exc
+    except json.JSONDecodeError as exc:
+        raise NotFoundError(f"{path} is not valid JSON ({exc})", "delete it and rerun the stage") from exc
+
+
+@dataclass(frozen=True)
+class BuildFolder:
+    """One build's folder; every stage reads and writes here."""
+
+    path: Path
+
+    @property
+    def recipe_name(self) -> str:
+        return str(self.manifest().get("recipe", self.path.parent.name))
+
+    @property
+    def build_id(self) -> str:
+        return self.path.name
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    def manifest(self) -> dict[str, Any]:
+        data: dict[str, Any] = read_json(self.manifest_path)
+        return data
+
+    def disk(self) -> Path:
+        """The disk in whichever state it is: disk.vhd after convert, disk.raw before."""
+        for name in (VHD, RAW):
+            candidate = self.path / name
+            if candidate.exists():
+                return candidate
+        raise NotFoundError(f"build {self.path} holds no disk.raw or disk.vhd", "rebuild it with 'harness build'")
+
+    def disk_format(self) -> str:
+        """QEMU driver for the disk: 'vpc' for the fixed VHD, 'raw' otherwise."""
+        return "vpc" if self.disk().name == VHD else "raw"
+
+    def stage_file(self, stage: str) -> Path:
+        return self.path / f"{stage}.json"
+
+
+def list_builds(recipe: str | None = None, root: Path | None = None) -> list[BuildFolder]:
+    """Complete build folders (with a manifest), oldest first."""
+    base = root or builds_root()
+    if not base.exists():
+        return []
+    recipes = [base / recipe] if recipe else sorted(p for p in base.iterdir() if p.is_dir())
+    found: list[BuildFolder] = []
+    for folder in recipes:
+        if not folder.is_dir():
+            continue
+        for build in sorted(folder.iterdir()):
+            if build.is_dir() and not build.name.startswith(".") and (build / MANIFEST).exists():
+                found.append(BuildFolder(build))
+    return sorted(found, key=lambda b: (b.path.name, str(b.path)))
+
+
+def resolve(arg: str, root: Path | None = None) -> BuildFolder:
+    """A BUILD argument is a folder path or RECIPE[@BUILD_ID|@latest]."""
+    candidate = Path(arg)
+    if candidate.is_dir():
+        if not (candidate / MANIFEST).exists():
+            raise NotFoundError(f"{candidate} is not a build folder (no manifest.json)",
+                                "pass a folder from 'harness builds list'")
+        return BuildFolder(candidate.resolve())
+    recipe, _, build_id = arg.partition("@")
+    builds = list_builds(recipe, root)
+    if not builds:
+        raise NotFoundError(f"no builds of {recipe!r} under {root or builds_root()}",
+                            f"run 'harness build {recipe}' first")
+    if build_id in ("", "latest"):
+        return builds[-1]
+    for build in builds:
+        if build.build_id == build_id:
+            return build
+    raise NotFoundError(f"no build {build_id!r} of {recipe!r}", "see 'harness builds list'")

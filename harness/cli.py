@@ -1,0 +1,64 @@
+"""Command line: the only place that turns HarnessError into messages and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from harness import __version__
+from harness.errors import HarnessError
+from harness.log import mask_secrets, setup
+
+log = logging.getLogger("harness")
+
+# Each module registers its sub-commands; cli.py only assembles the parser and maps errors.
+COMMAND_MODULES = ("build", "recipes")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The full parser; tests call it to check that CI files only use real commands and options."""
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Build, verify, convert and publish Azure-ready Linux images.",
+    )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument("--debug", action="store_true", help="log every command and its output")
+    parser.add_argument("--builds-dir", metavar="DIR",
+                        help="where build folders live (default ./builds, or $HARNESS_BUILDS)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"harness.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    setup(verbose=args.debug)
+    if args.builds_dir:
+        os.environ["HARNESS_BUILDS"] = args.builds_dir
+    try:
+        code: int = args.func(args)
+        return code
+    except HarnessError as exc:
+        print(f"error: {mask_secrets(exc.message)}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {mask_secrets(exc.hint)}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Shared output helpers: JSON for machines, tables for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def emit_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table on stdout; rich formatting on a terminal, aligned plain text otherwise."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    tbl = Table(title=title, show_lines=False)
+    for column in columns:
+        tbl.add_column(column, overflow="fold")
+    for row in rows:
+        tbl.add_row(*("" if v is None else str(v) for v in row))
+    console.print(tbl)
