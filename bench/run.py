@@ -1,0 +1,41 @@
+"""`make bench`: run every benchmark module (bench/*_bench.py) and print its figures.
+
+Each module exposes `run() -> dict[str, object]`; figures are printed and saved to
+bench/results/latest.json so a closing note can quote them with the command that made them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    names = argv or sorted(p.stem for p in HERE.glob("*_bench.py"))
+    results: dict[str, object] = {}
+    failed = False
+    for name in names:
+        module = importlib.import_module(f"bench.{name}")
+        print(f"== {name}", flush=True)
+        start = time.monotonic()
+        try:
+            figures = module.run()
+        except Exception as exc:  # a failing benchmark is reported, the others still run
+            failed = True
+            figures = {"error": f"{type(exc).__name__}: {exc}"}
+        figures["wall_s"] = round(time.monotonic() - start, 1)
+        results[name] = figures
+        print(json.dumps(figures, indent=2), flush=True)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
