@@ -1,0 +1,354 @@
+"""Local gallery on disk, the embedded default publish target: Azure Compute Gallery's model in folders.
+
+    <gallery>/gallery.json
+    <gallery>/<definition>/definition.json        publisher/offer/SKU, OS state, generation, architecture
+    <gallery>/<definition>/.lock                  fcntl lock: one writer per definition at a time
+    <gallery>/<definition>/<version>/             immutable: version.json, disk.vhd, manifest.json,
+                                                  results.json (if the build had one), content-digest.txt
+    <gallery>/<definition>/<version>/regions/<region>/replica-<N>.vhd    hard links (or reflinks) of disk.vhd
+
+A version is staged in `<definition>/.staging-*` and renamed into place, so it is complete or absent;
+deletion renames it to `.deleted-*` first. Both leftovers of a crash are swept under the lock.
+The VHD enters the gallery as a reflink when the file system can, else as a sparse copy (only the
+data extents are copied). It is never hard-linked to the build's disk.vhd: the gallery must stay
+immutable when the build folder is pruned or re-converted, and a shared inode would tie them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.buildfolder import MANIFEST, VHD, read_json, write_json_atomic
+from harness.digest import allocated_bytes, sparse_copy
+from harness.errors import NotFoundError, PublishError
+from harness.publish import versions
+from harness.publish.model import (
+    ImageDefinition,
+    ImageVersion,
+    PublishOutcome,
+    PublishRequest,
+    check_name,
+    latest,
+)
+from harness.report import now
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GALLERY = Path("gallery")
+GALLERY_FILE = "gallery.json"
+DEFINITION_FILE = "definition.json"
+VERSION_FILE = "version.json"
+DIGEST_FILE = "content-digest.txt"
+RESULTS = "results.json"
+LOCK_FILE = ".lock"
+STAGING_PREFIX = ".staging-"
+TOMBSTONE_PREFIX = ".deleted-"
+FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int)
+# errno values meaning "this file system cannot do that here", after which we fall back.
+_NO_CLONE = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EBADF}
+_NO_LINK = {errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS}
+
+
+def reflink(src: Path, dst: Path) -> bool:
+    """Clone src to a new dst sharing extents (FICLONE); False (and no dst) when unsupported."""
+    with src.open("rb") as fin, dst.open("xb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+            return True
+        except OSError as exc:
+            if exc.errno not in _NO_CLONE:
+                raise
+    dst.unlink()
+    return False
+
+
+def clone_or_copy(src: Path, dst: Path) -> str:
+    """Copy a (sparse) file keeping holes: reflink if possible, else copy its data extents only."""
+    if reflink(src, dst):
+        return "reflink"
+    sparse_copy(src, dst)
+    return "sparse-copy"
+
+
+def replicate(src: Path, dst: Path) -> str:
+    """A replica sharing storage with src: hard link, else reflink, else sparse copy."""
+    try:
+        os.link(src, dst)
+        return "hardlink"
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+    return clone_or_copy(src, dst)
+
+
+def install(staging: Path, final: Path) -> None:
+    """Rename a staged folder into place; fails if final exists (a version is never overwritten)."""
+    if final.exists():
+        raise PublishError(f"{final} already exists", "versions are immutable; pick another version")
+    os.rename(staging, final)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(definition_dir: Path) -> Iterator[None]:
+    """Exclusive lock on one definition: concurrent publishers and deleters take turns."""
+    fd = os.open(definition_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _token() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _check_fits(existing: ImageDefinition, wanted: ImageDefinition) -> None:
+    """A version must match its definition's OS state, generation and architecture."""
+    problems = existing.mismatches(wanted)
+    if problems:
+        default = wanted.default_name()
+        hint = ("publish to a matching definition with --definition NAME"
+                + (f", or omit --definition to use {default!r}" if default != wanted.name else ""))
+        raise PublishError(f"image definition {wanted.name!r} does not fit this build: {'; '.join(problems)}", hint)
+
+
+@dataclass(frozen=True)
+class LocalGallery:
+    """A gallery folder; every method is safe against concurrent publishers of the same gallery."""
+
+    path: Path
+
+    @classmethod
+    def at(cls, path: Path | str | None = None) -> LocalGallery:
+        return cls(Path(path or DEFAULT_GALLERY).absolute())
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def definition_dir(self, name: str) -> Path:
+        return self.path / check_name(name)
+
+    def definitions(self) -> list[ImageDefinition]:
+        """Every image definition, by name."""
+        if not self.path.is_dir():
+            return []
+        return [ImageDefinition.from_json(read_json(p / DEFINITION_FILE)) for p in sorted(self.path.iterdir())
+                if p.is_dir() and not p.name.startswith(".") and (p / DEFINITION_FILE).exists()]
+
+    def definition(self, name: str) -> ImageDefinition:
+        path = self.definition_dir(name) / DEFINITION_FILE
+        if not path.exists():
+            known = ", ".join(d.name for d in self.definitions()) or "none"
+            raise NotFoundError(f"no image definition {name!r} in {self.path}", f"definitions: {known}")
+        return ImageDefinition.from_json(read_json(path))
+
+    def versions(self, name: str) -> list[ImageVersion]:
+        """Complete versions of a definition, oldest version number first."""
+        folder = self.definition_dir(name)
+        if not folder.is_dir():
+            return []
+        found = [ImageVersion.from_json(read_json(p / VERSION_FILE)) for p in folder.iterdir()
+                 if p.is_dir() and versions.VERSION_RE.match(p.name) and (p / VERSION_FILE).exists()]
+        return sorted(found, key=lambda v: versions.sort_key(v.version))
+
+    def version(self, name: str, version: str, today: dt.date | None = None) -> ImageVersion:
+        """One version; 'latest' resolves like Azure does."""
+        self.definition(name)
+        items = self.versions(name)
+        if version == "latest":
+            found = latest(items, today)
+            if found is None:
+                raise NotFoundError(f"definition {name!r} has no latest version",
+                                    "every version is excluded from latest or past its end of life")
+            return found
+        for item in items:
+            if item.version == version:
+                return item
+        known = ", ".join(v.version for v in items) or "none"
+        raise NotFoundError(f"no version {version} of {name!r} in {self.path}", f"versions: {known}")
+
+    def version_dir(self, name: str, version: str) -> Path:
+        return self.definition_dir(name) / version
+
+    def latest(self, name: str, today: dt.date | None = None) -> ImageVersion | None:
+        return latest(self.versions(name), today)
+
+    def files(self, name: str, version: str) -> list[dict[str, Any]]:
+        """Every file of a version with its size, allocated bytes, inode and link count."""
+        root = self.version_dir(name, version)
+        rows = []
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            st = path.stat()
+            rows.append({"path": str(path.relative_to(root)), "size_bytes": st.st_size,
+                         "allocated_bytes": allocated_bytes(path), "inode": st.st_ino, "links": st.st_nlink})
+        return rows
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the gallery folder and gallery.json if missing."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        final = self.path / GALLERY_FILE
+        if final.exists():
+            return
+        tmp = self.path / f"{STAGING_PREFIX}{GALLERY_FILE}-{_token()}"
+        tmp.write_text(json.dumps({"schema": 1, "name": self.path.name, "kind": "local", "created": now()},
+                                  indent=2) + "\n", encoding="utf-8")
+        try:
+            os.link(tmp, final)  # unlike rename, never replaces a gallery.json another publisher wrote first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+
+    def ensure_definition(self, wanted: ImageDefinition) -> ImageDefinition:
+        """Create the definition atomically, or check that the existing one fits the build."""
+        self.ensure()
+        folder = self.definition_dir(wanted.name)
+        if not (folder / DEFINITION_FILE).exists():
+            staging = self.path / f"{STAGING_PREFIX}def-{wanted.name}-{_token()}"
+            staging.mkdir()
+            write_json_atomic(staging / DEFINITION_FILE, {**wanted.to_json(), "created": now()})
+            try:
+                os.rename(staging, folder)
+            except OSError as exc:  # another publisher created it first
+                shutil.rmtree(staging, ignore_errors=True)
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        existing = self.definition(wanted.name)
+        _check_fits(existing, wanted)
+        return existing
+
+    def publish(self, request: PublishRequest, today: time.struct_time | None = None) -> list[PublishOutcome]:
+        """Publish one build to each requested definition; per definition a new version or a no-op."""
+        for wanted in request.definitions:  # refuse before copying anything
+            self._preflight(wanted, request)
+        return [self._publish_one(wanted, request, today) for wanted in request.definitions]
+
+    def _preflight(self, wanted: ImageDefinition, request: PublishRequest) -> None:
+        if (self.definition_dir(wanted.name) / DEFINITION_FILE).exists():
+            _check_fits(self.definition(wanted.name), wanted)
+            items = self.versions(wanted.name)
+            if any(v.content_digest == request.content_digest for v in items):
+                return
+            self._refuse_taken(wanted.name, request.version, items)
+
+    @staticmethod
+    def _refuse_taken(name: str, version: str, items: list[ImageVersion]) -> None:
+        taken = next((v for v in items if v.version == version), None)
+        if taken is not None:
+            raise PublishError(f"version {version} of {name!r} already exists with other content "
+                               f"({taken.content_digest})", "versions are immutable: pick another --version "
+                               "or use --version auto")
+
+    def _publish_one(self, wanted: ImageDefinition, request: PublishRequest,
+                     today: time.struct_time | None) -> PublishOutcome:
+        self.ensure_definition(wanted)
+        folder = self.definition_dir(wanted.name)
+        with locked(folder):
+            self._sweep(folder)
+            items = self.versions(wanted.name)
+            same = next((v for v in items if v.content_digest == request.content_digest), None)
+            if same is not None:
+                note = f"content already published as version {same.version}"
+                if request.version not in ("auto", same.version):
+                    note += f"; version {request.version} was not created"
+                return PublishOutcome(wanted.name, same.version, False, str(folder / same.version), note)
+            self._refuse_taken(wanted.name, request.version, items)
+            version = (versions.auto([v.version for v in items], today) if request.version == "auto"
+                       else request.version)
+            final = folder / version
+            staging = folder / f"{STAGING_PREFIX}{version}-{_token()}"
+            staging.mkdir()
+            try:
+                self._stage(staging, wanted, request, version)
+                install(staging, final)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            _fsync_dir(folder)
+        log.info("published %s version %s to %s", wanted.name, version, self.path)
+        return PublishOutcome(wanted.name, version, True, str(final))
+
+    def _stage(self, staging: Path, wanted: ImageDefinition, request: PublishRequest, version: str) -> None:
+        """Fill a staging folder with everything a version holds; version.json last."""
+        build = request.build
+        manifest = build.manifest()
+        copy_method = clone_or_copy(request.vhd, staging / VHD)
+        shutil.copyfile(build.manifest_path, staging / MANIFEST)
+        if (build.path / RESULTS).exists():
+            shutil.copyfile(build.path / RESULTS, staging / RESULTS)
+        (staging / DIGEST_FILE).write_text(request.content_digest + "\n", encoding="utf-8")
+        replica_methods = set()
+        for region in request.target_regions:
+            region_dir = staging / "regions" / region.name
+            region_dir.mkdir(parents=True)
+            for index in range(1, region.replicas + 1):
+                replica_methods.add(replicate(staging / VHD, region_dir / f"replica-{index}.vhd"))
+        unverified = request.gate.problems_for(wanted.hyper_v_generation)
+        record = ImageVersion(
+            version=version, content_digest=request.content_digest, published=now(),
+            source_build=str(build.path), build_id=str(manifest.get("build_id", build.build_id)),
+            recipe=str(manifest.get("recipe", "")), exclude_from_latest=request.exclude_from_latest,
+            end_of_life=request.end_of_life, target_regions=request.target_regions,
+            force_unverified=request.force_unverified and bool(unverified), unverified_reasons=unverified,
+            extra={"definition": wanted.name, "hyper_v_generation": wanted.hyper_v_generation,
+                   "os_state": wanted.os_state,
+                   "disk": {"file": VHD, "size_bytes": (staging / VHD).stat().st_size,
+                            "copy_method": copy_method, "replica_method": ",".join(sorted(replica_methods))}})
+        write_json_atomic(staging / VERSION_FILE, record.to_json())
+        for path in staging.rglob("*"):
+            if path.is_file():
+                path.chmod(0o444)  # immutable by convention; hard-linked replicas share this mode
+        for path in (staging / VHD, staging / VERSION_FILE):
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(staging)
+
+    def _sweep(self, folder: Path) -> None:
+        """Remove leftovers of crashed publishers/deleters; only called under the definition lock."""
+        for item in folder.iterdir():
+            if item.is_dir() and item.name.startswith((STAGING_PREFIX, TOMBSTONE_PREFIX)):
+                log.debug("removing leftover %s", item)
+                shutil.rmtree(item, ignore_errors=True)
+
+    def delete(self, name: str, version: str, *, allow_latest: bool = False,
+               today: dt.date | None = None) -> ImageVersion:
+        """Remove one version atomically (rename to a tombstone, then delete); refuse the latest unless allowed."""
+        folder = self.definition_dir(name)
+        self.definition(name)
+        with locked(folder):
+            item = self.version(name, version, today)
+            current = latest(self.versions(name), today)
+            if current is not None and current.version == item.version and not allow_latest:
+                raise PublishError(f"version {item.version} is the latest of {name!r}",
+                                   "pass --yes to delete it anyway (the next one becomes latest)")
+            tombstone = folder / f"{TOMBSTONE_PREFIX}{item.version}-{_token()}"
+            os.rename(folder / item.version, tombstone)
+            _fsync_dir(folder)
+            try:
+                shutil.rmtree(tombstone)
+            except OSError as exc:  # the version is already gone; the next locked call sweeps the rest
+                log.warning("could not remove %s (%s); it will be removed later", tombstone, exc)
+        return item

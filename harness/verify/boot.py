@@ -1,0 +1,272 @@
+"""One boot of a build on a fake platform: scratch folder, media, namespace, network, platform, QEMU.
+
+Everything is owned by an ExitStack, so whatever fails, every process is stopped and reaped. The
+serial log, QEMU argv and platform logs go to the build's evidence folder
+(`verify/<firmware>-<platform>/`); the overlay, OVMF vars and media live in a scratch folder that
+`--keep` keeps (always / on-error / never).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from harness.buildfolder import BuildFolder, builds_root
+from harness.errors import VerifyError
+from harness.platform.config import PlatformConfig, qemu_smbios_args
+from harness.verify.events import PlatformView
+from harness.vm import firmware as fw
+from harness.vm.accel import AccelChoice
+from harness.vm.machine import VM, create_overlay
+from harness.vm.netns import NetNamespace
+from harness.vm.network import GATEWAY, GUEST_IP, IMDS, PREFIX, WIRESERVER, AzureNetwork, NetworkPlan
+from harness.vm.qemu import Drive, Nic, VMSpec
+from harness.vm.ssh import Guest, KeyPair, generate_keypair
+
+log = logging.getLogger(__name__)
+
+MAC = "52:54:00:12:34:56"
+GROW_BYTES = 1024 * 1024 * 1024  # the overlay is 1 GiB larger than the disk: growpart must use it
+KEEP_POLICIES = ("never", "on-error", "always")
+
+
+@dataclass(frozen=True)
+class BootRequest:
+    build: BuildFolder
+    firmware: str
+    platform: str  # azure | nocloud
+    accel: AccelChoice
+    keep: str = "on-error"
+    faults: tuple[str, ...] = ()
+    timeout_s: float = 300.0
+    memory_mib: int = 2048
+    cpus: int = 2
+    provision_guest_agent: bool = True
+    hold: bool = False  # `harness boot`: keep the VM for a person
+
+
+@dataclass
+class BootTimings:
+    """Seconds since QEMU started."""
+
+    first_serial_s: float | None = None
+    imds_first_s: float | None = None
+    goalstate_first_s: float | None = None
+    ready_s: float | None = None
+    ssh_ready_s: float | None = None
+
+    def to_json(self) -> dict[str, float | None]:
+        return {k: (round(v, 1) if v is not None else None) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class BootSession:
+    request: BootRequest
+    evidence: Path = field(init=False)
+    scratch: Path = field(init=False)
+    config: PlatformConfig = field(init=False)
+    key: KeyPair = field(init=False)
+    timings: BootTimings = field(default_factory=BootTimings)
+    vm: VM | None = None
+    ns: NetNamespace | None = None
+    network: AzureNetwork | None = None
+    view: PlatformView | None = None
+    failed: bool = False
+    disk_size_bytes: int = 0
+    overlay_size_bytes: int = 0
+    _stack: ExitStack = field(default_factory=ExitStack)
+    _qemu_wall_start: float = 0.0
+
+    # -- setup -------------------------------------------------------------------------------
+    def __enter__(self) -> BootSession:
+        req = self.request
+        self.evidence = req.build.path / "verify" / f"{req.firmware}-{req.platform}"
+        if self.evidence.exists():
+            shutil.rmtree(self.evidence)
+        self.evidence.mkdir(parents=True)
+        scratch_root = builds_root() / ".scratch"
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"{req.build.recipe_name}-{req.firmware}-{req.platform}-",
+                                             dir=scratch_root))
+        try:
+            self._setup()
+        except BaseException:
+            self.failed = True
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def _setup(self) -> None:
+        req = self.request
+        self.key = generate_keypair(self.scratch)
+        self.config = PlatformConfig.new(ssh_public_key=self.key.public_line, firmware=req.firmware, mac=MAC,
+                                         ipv4_address=GUEST_IP, ipv4_prefix=PREFIX, ipv4_gateway=GATEWAY,
+                                         provision_guest_agent=req.provision_guest_agent)
+        self.config.write_json(self.scratch / "platform.json")
+        cdrom = self._media()
+        self.ns = self._stack.enter_context(NetNamespace())
+        plan = NetworkPlan(mac=MAC, hostname=self.config.hostname, azure_options=req.platform == "azure")
+        self.network = self._stack.enter_context(AzureNetwork(self.ns, plan, self.scratch))
+        (self.evidence / "network.txt").write_text(
+            f"guest {GUEST_IP}/{PREFIX} gateway {GATEWAY} mac {MAC}\n", encoding="utf-8")
+        if req.platform == "azure":
+            self._start_platform()
+        self._start_ssh_bridge()
+        self.vm = self._stack.enter_context(VM(self._spec(cdrom), self.evidence, prefix=self.ns.prefix()))
+        self._qemu_wall_start = time.time()
+        (self.evidence / "accel.txt").write_text(f"{req.accel.accel}: {req.accel.reason}\n", encoding="utf-8")
+
+    def _media(self) -> Drive:
+        from harness.platform import nocloud, ovf
+
+        if self.request.platform == "azure":
+            iso = self.scratch / "provisioning.iso"
+            ovf.provisioning_iso(self.config, iso)
+        else:
+            iso = self.scratch / "seed.iso"
+            user_data, meta_data = nocloud.nocloud_user_data(self.config)
+            nocloud.seed_iso(iso, user_data=user_data, meta_data=meta_data, network_config=None)
+        return Drive(iso, "raw", readonly=True)
+
+    def _start_platform(self) -> None:
+        assert self.ns is not None
+        events = self.evidence / "platform-events.jsonl"
+        requests = self.evidence / "platform-requests.jsonl"
+        argv = [sys.executable, "-m", "harness.platform.daemon", "--config", str(self.scratch / "platform.json"),
+                "--log", str(requests), "--events", str(events),
+                "--bind", f"imds={IMDS}:80", "--bind", f"wireserver={WIRESERVER}:80",
+                "--bind", f"hostgaplugin={WIRESERVER}:32526"]
+        for rule in self.request.faults:
+            argv += ["--fault", rule]
+        daemon = self.ns.spawn(argv, name="fake-azure", stdout_path=self.evidence / "platform-daemon.txt")
+        self._stack.callback(daemon.stop, 5.0)
+        self.view = PlatformView(events, requests)
+        deadline = time.monotonic() + 15
+        while not self.view.refresh().started():
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                text = (self.evidence / "platform-daemon.txt").read_text(errors="replace").strip()
+                raise VerifyError(f"the fake Azure platform did not start: {text.splitlines()[-1] if text else '?'}",
+                                  f"see {self.evidence / 'platform-daemon.txt'}")
+            time.sleep(0.05)
+
+    def _start_ssh_bridge(self) -> None:
+        assert self.ns is not None
+        sock = self.scratch / "ssh.sock"
+        bridge = self.ns.spawn([sys.executable, "-m", "harness.vm.sshproxy", "listen", str(sock), f"{GUEST_IP}:22"],
+                               name="ssh-bridge", stdout_path=self.scratch / "ssh-bridge.txt")
+        self._stack.callback(bridge.stop, 2.0)
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            if bridge.poll() is not None or time.monotonic() > deadline:
+                raise VerifyError("the SSH bridge into the namespace did not start", f"see {self.scratch}")
+            time.sleep(0.05)
+
+    def _spec(self, cdrom: Drive) -> VMSpec:
+        req = self.request
+        build = req.build
+        disk = build.disk()
+        self.disk_size_bytes = int(build.manifest()["disk"]["size_bytes"])
+        self.overlay_size_bytes = self.disk_size_bytes + GROW_BYTES
+        overlay = self.scratch / "overlay.qcow2"
+        create_overlay(disk, build.disk_format(), overlay, self.overlay_size_bytes)
+        code = variables = None
+        if req.firmware == "uefi":
+            code, template = fw.ovmf_files()
+            variables = fw.private_vars(template, self.scratch / "OVMF_VARS.fd")
+        else:
+            fw.check_seabios()
+        azure = req.platform == "azure"
+        return VMSpec(
+            name=f"{build.recipe_name}-{req.firmware}-{req.platform}", firmware=req.firmware, accel=req.accel.accel,
+            disk=Drive(overlay, "qcow2"), serial_log=self.evidence / "serial.log",
+            qmp_socket=self.scratch / "qmp.sock", memory_mib=req.memory_mib, cpus=req.cpus, cdrom=cdrom,
+            nic=Nic("tap0", MAC), ovmf_code=code, ovmf_vars=variables,
+            smbios=tuple(qemu_smbios_args(self.config)) if azure else ("-uuid", self.config.smbios_uuid),
+            hide_hypervisor=azure,
+        )
+
+    # -- waiting -----------------------------------------------------------------------------
+    def _note_serial(self) -> None:
+        if self.timings.first_serial_s is None and self.vm is not None and self.vm.serial():
+            self.timings.first_serial_s = self.vm.elapsed()
+
+    def _platform_t(self, wall_time: str | None) -> float | None:
+        if not wall_time:
+            return None
+        from datetime import datetime
+
+        moment = datetime.fromisoformat(wall_time.replace("Z", "+00:00")).timestamp()
+        return max(0.0, moment - self._qemu_wall_start)
+
+    def wait_ready(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """Block until the agent's Ready health report is accepted; fail fast on NotReady or a dead boot."""
+        assert self.vm is not None and self.view is not None
+        view = self.view
+        limit = timeout_s or self.request.timeout_s
+
+        def outcome() -> dict[str, Any] | None:
+            self._note_serial()
+            view.refresh()
+            failure = view.failure()
+            if failure:
+                raise VerifyError(
+                    f"the agent reported NotReady/ProvisioningFailed: {failure.get('description', '')[:400]}",
+                    f"see the serial log and {self.evidence / 'platform-requests.jsonl'}")
+            self._check_permanent_faults(view)
+            return view.ready()
+
+        ready = self.vm.wait(outcome, limit, "the agent's Ready report")
+        assert isinstance(ready, dict)
+        self.timings.ready_s = self._platform_t(ready.get("time"))
+        imds = view.first_request("imds")
+        goal = next((r for r in view.requests if "comp=goalstate" in str(r.get("path"))), None)
+        self.timings.imds_first_s = self._platform_t(imds.get("time")) if imds else None
+        self.timings.goalstate_first_s = self._platform_t(goal.get("time")) if goal else None
+        return ready
+
+    def _check_permanent_faults(self, view: PlatformView) -> None:
+        """A fault injected 'always' that the agent keeps hitting ends the wait with the endpoint's name."""
+        always = [rule for rule in self.request.faults if "x" not in rule.split("=", 1)[-1]]
+        if not always:
+            return
+        for endpoint, count in view.faulted().items():
+            if count >= 20:
+                raise VerifyError(f"permanent fault: {endpoint} failed {count} requests and the agent never got "
+                                  "its Ready through", f"faults injected: {', '.join(self.request.faults)}")
+
+    def guest(self, timeout_s: float = 180) -> Guest:
+        """Connect over SSH as the provisioned admin user (retrying while sshd comes up)."""
+        assert self.vm is not None
+        guest = Guest(self.scratch / "ssh.sock", self.config.admin_username, self.key)
+        guest.connect(timeout_s)
+        self.timings.ssh_ready_s = self.vm.elapsed()
+        self._stack.callback(guest.close)
+        return guest
+
+    # -- teardown ----------------------------------------------------------------------------
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self.failed = True
+        try:
+            self._stack.close()
+        finally:
+            keep = self.request.keep == "always" or (self.request.keep == "on-error" and self.failed)
+            if keep:
+                log.warning("scratch folder kept: %s (overlay, OVMF vars, media, SSH key)", self.scratch)
+            else:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def ssh_command(self) -> str:
+        """A command a person can paste to log in (for `harness boot`)."""
+        proxy = f"{sys.executable} -m harness.vm.sshproxy connect {self.scratch / 'ssh.sock'}"
+        return (f"ssh -i {self.key.private_path} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                f"-o ProxyCommand='{proxy}' {self.config.admin_username}@{self.config.hostname}")

@@ -1,0 +1,120 @@
+"""QEMU command line from a VM spec: a pure function, unit-tested by exact comparison.
+
+Firmware names are the project's one mapping: `bios` = SeaBIOS = Azure Gen1 (i440FX `pc`);
+`uefi` = OVMF = Azure Gen2 (`q35`, pflash code read-only + a private writable copy of the vars).
+The disk always boots through its own bootloader: there is no -kernel here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FIRMWARES = ("bios", "uefi")
+GENERATION = {"bios": "V1", "uefi": "V2"}
+
+
+@dataclass(frozen=True)
+class Drive:
+    path: Path
+    format: str  # qcow2 | raw | vpc
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class Nic:
+    tap: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class VMSpec:
+    """Everything that decides the QEMU command line."""
+
+    name: str
+    firmware: str
+    accel: str  # kvm | tcg
+    disk: Drive
+    serial_log: Path
+    qmp_socket: Path
+    memory_mib: int = 2048
+    cpus: int = 2
+    cdrom: Drive | None = None
+    nic: Nic | None = None
+    ovmf_code: Path | None = None
+    ovmf_vars: Path | None = None
+    smbios: tuple[str, ...] = ()
+    hide_hypervisor: bool = False
+    rng: bool = True
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+
+def machine_args(spec: VMSpec) -> list[str]:
+    machine = "pc" if spec.firmware == "bios" else "q35"
+    args = ["-machine", f"{machine},accel={spec.accel}"]
+    cpu = "host" if spec.accel == "kvm" else "max"
+    if spec.hide_hypervisor:
+        # Azure's Hyper-V identity for systemd-detect-virt needs the CPUID hypervisor bit hidden
+        # (reference/azure-platform.md, observed on Debian 12); the DMI strings do the rest.
+        cpu += ",-hypervisor"
+    args += ["-cpu", cpu, "-smp", str(spec.cpus), "-m", str(spec.memory_mib)]
+    return args
+
+
+def firmware_args(spec: VMSpec) -> list[str]:
+    if spec.firmware == "bios":
+        return []  # SeaBIOS is QEMU's default firmware
+    if spec.ovmf_code is None or spec.ovmf_vars is None:
+        raise ValueError("uefi needs ovmf_code and ovmf_vars")
+    return [
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={spec.ovmf_code}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={spec.ovmf_vars}",
+    ]
+
+
+def disk_args(spec: VMSpec) -> list[str]:
+    disk = spec.disk
+    ro = ",readonly=on" if disk.readonly else ""
+    return [
+        "-drive", f"if=none,id=disk0,file={disk.path},format={disk.format},cache=unsafe,discard=unmap{ro}",
+        "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+    ]
+
+
+def cdrom_args(spec: VMSpec) -> list[str]:
+    """One CD-ROM only, as on Azure: waagent mounts the first one it finds."""
+    if spec.cdrom is None:
+        return []
+    cd = spec.cdrom
+    drive = f"if=none,id=cd0,file={cd.path},format={cd.format},media=cdrom,readonly=on"
+    bus = "ide.1" if spec.firmware == "bios" else "ide.0"
+    return ["-drive", drive, "-device", f"ide-cd,drive=cd0,bus={bus}"]
+
+
+def nic_args(spec: VMSpec) -> list[str]:
+    if spec.nic is None:
+        return ["-nic", "none"]
+    return [
+        "-netdev", f"tap,id=net0,ifname={spec.nic.tap},script=no,downscript=no",
+        "-device", f"virtio-net-pci,netdev=net0,mac={spec.nic.mac}",
+    ]
+
+
+def build_argv(spec: VMSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
+    """The complete QEMU argv for the spec."""
+    if spec.firmware not in FIRMWARES:
+        raise ValueError(f"unknown firmware {spec.firmware!r}")
+    argv = [qemu, "-name", spec.name, "-nodefaults", "-no-user-config"]
+    argv += machine_args(spec)
+    argv += firmware_args(spec)
+    argv += ["-display", "none", "-vga", "std"]
+    argv += ["-chardev", f"file,id=serial0,path={spec.serial_log}", "-serial", "chardev:serial0"]
+    argv += ["-qmp", f"unix:{spec.qmp_socket},server=on,wait=off"]
+    argv += list(spec.smbios)
+    argv += disk_args(spec)
+    argv += cdrom_args(spec)
+    argv += nic_args(spec)
+    if spec.rng:
+        argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0"]
+    argv += list(spec.extra)
+    return argv
