@@ -16,7 +16,7 @@ from harness.log import mask_secrets, setup
 log = logging.getLogger("harness")
 
 # Each module registers its sub-commands; cli.py only assembles the parser and maps errors.
-COMMAND_MODULES = ("build", "recipes", "convert", "vhd", "publish", "gallery", "verify")
+COMMAND_MODULES = ("build", "recipes", "check", "convert", "vhd", "publish", "gallery", "verify", "boot")
 
 EXIT_OK = 0
 EXIT_FAILED = 1

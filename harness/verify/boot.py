@@ -9,6 +9,7 @@ serial log, QEMU argv and platform logs go to the build's evidence folder
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from typing import Any
 from harness.buildfolder import BuildFolder, builds_root
 from harness.errors import VerifyError
 from harness.platform.config import PlatformConfig, qemu_smbios_args
+from harness.platform.faults import FaultRule, FaultSet
 from harness.verify.events import PlatformView
 from harness.vm import firmware as fw
 from harness.vm.accel import AccelChoice
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 
 MAC = "52:54:00:12:34:56"
 GROW_BYTES = 1024 * 1024 * 1024  # the overlay is 1 GiB larger than the disk: growpart must use it
+# A guest at its login prompt that has not contacted the platform this long after it has no working agent.
+SILENT_AGENT_GRACE_S = 60.0
+PERMANENT_FAULT_HITS = 20
+LOGIN_PROMPT_RE = re.compile(r"^\S+ login: ", re.M)
 KEEP_POLICIES = ("never", "on-error", "always")
 
 
@@ -50,7 +56,6 @@ class BootRequest:
     memory_mib: int = 2048
     cpus: int = 2
     provision_guest_agent: bool = True
-    hold: bool = False  # `harness boot`: keep the VM for a person
 
 
 @dataclass
@@ -84,6 +89,8 @@ class BootSession:
     overlay_size_bytes: int = 0
     _stack: ExitStack = field(default_factory=ExitStack)
     _qemu_wall_start: float = 0.0
+    _login_seen_at: float | None = None
+    _permanent: list[FaultRule] = field(default_factory=list)
 
     # -- setup -------------------------------------------------------------------------------
     def __enter__(self) -> BootSession:
@@ -106,6 +113,7 @@ class BootSession:
 
     def _setup(self) -> None:
         req = self.request
+        self._permanent = [r for r in FaultSet.parse(req.faults).rules if r.count is None]
         self.key = generate_keypair(self.scratch)
         self.config = PlatformConfig.new(ssh_public_key=self.key.public_line, firmware=req.firmware, mac=MAC,
                                          ipv4_address=GUEST_IP, ipv4_prefix=PREFIX, ipv4_gateway=GATEWAY,
@@ -221,6 +229,7 @@ class BootSession:
                     f"the agent reported NotReady/ProvisioningFailed: {failure.get('description', '')[:400]}",
                     f"see the serial log and {self.evidence / 'platform-requests.jsonl'}")
             self._check_permanent_faults(view)
+            self._check_silent_agent(view)
             return view.ready()
 
         ready = self.vm.wait(outcome, limit, "the agent's Ready report")
@@ -232,13 +241,27 @@ class BootSession:
         self.timings.goalstate_first_s = self._platform_t(goal.get("time")) if goal else None
         return ready
 
+    def _check_silent_agent(self, view: PlatformView) -> None:
+        """Fail fast when the boot finished but no provisioning agent ever talked to the platform."""
+        assert self.vm is not None
+        if view.requests or not LOGIN_PROMPT_RE.search(self.vm.serial()):
+            self._login_seen_at = None
+            return
+        if self._login_seen_at is None:
+            self._login_seen_at = self.vm.elapsed()
+        elif self.vm.elapsed() - self._login_seen_at > SILENT_AGENT_GRACE_S:
+            raise VerifyError(
+                f"the guest reached its login prompt at {self._login_seen_at:.0f} s but no provisioning agent "
+                f"contacted IMDS or the WireServer in the {SILENT_AGENT_GRACE_S:.0f} s after it",
+                "the image's cloud-init or waagent is missing, disabled or crashing; see the serial log")
+
     def _check_permanent_faults(self, view: PlatformView) -> None:
         """A fault injected 'always' that the agent keeps hitting ends the wait with the endpoint's name."""
-        always = [rule for rule in self.request.faults if "x" not in rule.split("=", 1)[-1]]
-        if not always:
+        if not self._permanent:
             return
         for endpoint, count in view.faulted().items():
-            if count >= 20:
+            server = endpoint.split(":", 1)[0]
+            if count >= PERMANENT_FAULT_HITS and any(r.server == server for r in self._permanent):
                 raise VerifyError(f"permanent fault: {endpoint} failed {count} requests and the agent never got "
                                   "its Ready through", f"faults injected: {', '.join(self.request.faults)}")
 

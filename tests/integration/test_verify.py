@@ -1,0 +1,115 @@
+"""Verify boots real builds through their own bootloaders on the fake Azure platform (TCG here).
+
+One verify run per recipe covers both firmwares, and every in-guest check runs in that one boot
+per firmware (DESIGN test budget). Negative tests use short timeouts and must fail fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.buildfolder import BuildFolder
+from harness.digest import content_digest
+from harness.errors import HarnessError
+from harness.report import FAILED, PASSED, Record, StageReport
+from harness.verify.stage import VerifyOptions, verify
+from tests.integration.plant import remove
+
+pytestmark = [pytest.mark.qemu, pytest.mark.network]
+
+
+@pytest.fixture(scope="session")
+def debian12_verified(debian12_build: BuildFolder) -> StageReport:
+    """debian-12 verified under SeaBIOS and OVMF, once for the session."""
+    return verify(debian12_build, VerifyOptions(firmwares=("bios", "uefi")))
+
+
+@pytest.fixture(scope="session")
+def ubuntu2404_verified(ubuntu2404_build: BuildFolder) -> StageReport:
+    return verify(ubuntu2404_build, VerifyOptions(firmwares=("bios", "uefi")))
+
+
+def failures(report: StageReport) -> list[str]:
+    return [f"{r.firmware}-{r.platform} {r.check}: {r.actual} / {r.message}" for r in report.records
+            if r.result == FAILED]
+
+
+@pytest.mark.parametrize("fixture", ["debian12_verified", "ubuntu2404_verified"])
+def test_every_check_passes_under_both_firmwares(fixture: str, request: pytest.FixtureRequest) -> None:
+    report: StageReport = request.getfixturevalue(fixture)
+    assert failures(report) == []
+    boots = {(r.firmware, r.platform) for r in report.records}
+    assert boots == {("bios", "azure"), ("uefi", "azure")}
+    names = {r.check for r in report.records if r.result == PASSED}
+    for required in ("C3 Ready reported by the guest's agent", "C5 host name applied",
+                     "C6 exactly the injected SSH key", "C7 password login disabled", "C8 custom data delivered",
+                     "C1 cloud-init finished without errors", "C2 intended datasource used",
+                     "B5 no failed systemd units", "C12 root file system grown to the disk",
+                     "C10 SSH host keys generated on first boot", "C10 machine-id set",
+                     "A9 Azure kernel parameters present", "E12 booted by the expected firmware"):
+        assert required in names, required
+
+
+@pytest.mark.parametrize("fixture,build", [("debian12_verified", "debian12_build"),
+                                           ("ubuntu2404_verified", "ubuntu2404_build")])
+def test_evidence_timings_and_untouched_disk(fixture: str, build: str, request: pytest.FixtureRequest) -> None:
+    report: StageReport = request.getfixturevalue(fixture)
+    folder: BuildFolder = request.getfixturevalue(build)
+    manifest = folder.manifest()
+    assert content_digest(folder.disk(), manifest["disk"]["size_bytes"]) == manifest["content_digest"]
+    for name, boot in report.extra["boots"].items():
+        evidence = Path(boot["evidence"])
+        argv = (evidence / "qemu-argv.txt").read_text()
+        assert "-kernel" not in argv and "overlay.qcow2" in argv and str(folder.disk()) not in argv
+        serial = (evidence / "serial.log").read_text(errors="replace")
+        # booted through its own bootloader, systemd running from the root file system
+        assert "GRUB" in serial or "grub" in serial
+        assert "systemd[1]" in serial or "Welcome to" in serial
+        timings = boot["timings_s"]
+        assert 0 < timings["ready_s"] < timings["ssh_ready_s"], name
+        requests = [json.loads(line) for line in (evidence / "platform-requests.jsonl").read_text().splitlines()]
+        ready = [r for r in requests if "<State>Ready</State>" in r.get("body", "")]
+        assert ready and ready[0]["client"].startswith("10.0.0.4")
+    stage_file = json.loads(folder.stage_file("verify").read_text())
+    assert stage_file["passed"] and stage_file["content_digest"] == manifest["content_digest"]
+    assert (folder.path / "results.json").exists() and (folder.path / "junit.xml").exists()
+
+
+def test_broken_cloud_init_fails_with_a_clear_message(debian12_copy: BuildFolder) -> None:
+    remove(debian12_copy, "/usr/bin/cloud-init")
+    report = verify(debian12_copy, VerifyOptions(firmwares=("bios",), timeout_s=150, keep="never"))
+    failed = [r for r in report.records if r.result == FAILED]
+    assert [r.check for r in failed] == ["boot and provisioning"]
+    assert "Ready" in failed[0].message
+
+
+def test_wireserver_failing_forever_names_the_endpoint(debian12_copy: BuildFolder) -> None:
+    report = verify(debian12_copy, VerifyOptions(firmwares=("bios",), faults=("wireserver:health=500",),
+                                                 timeout_s=240, keep="never"))
+    failed = [r for r in report.records if r.result == FAILED]
+    assert failed and "wireserver:health" in failed[0].message
+    assert report.extra["boots"]["bios-azure"]["faults_hit"]["wireserver:health"] >= 20
+
+
+def test_imds_header_the_guest_does_not_send_fails_fast(debian12_copy: BuildFolder) -> None:
+    report = verify(debian12_copy, VerifyOptions(firmwares=("bios",), faults=("imds:*=require-header:X-Harness",),
+                                                 timeout_s=400, keep="never"))
+    failed = [r for r in report.records if r.result == FAILED]
+    assert failed and "NotReady/ProvisioningFailed" in failed[0].message
+    ready_s = report.extra["boots"]["bios-azure"]["timings_s"]["ready_s"]
+    assert ready_s is None
+
+
+def test_unknown_build_is_a_one_line_error() -> None:
+    from harness.buildfolder import resolve
+
+    with pytest.raises(HarnessError, match="no builds of 'nope'"):
+        resolve("nope@latest")
+
+
+def test_records_round_trip() -> None:
+    record = Record(stage="verify", check="x", result=PASSED, firmware="bios", platform="azure")
+    assert Record.from_json(record.to_json()) == record
