@@ -16,7 +16,10 @@ from harness.log import mask_secrets, setup
 log = logging.getLogger("harness")
 
 # Each module registers its sub-commands; cli.py only assembles the parser and maps errors.
-COMMAND_MODULES = ("build", "recipes", "check", "convert", "vhd", "publish", "gallery", "verify", "boot")
+COMMAND_MODULES = (
+    "build", "check", "verify", "convert", "publish", "run", "boot", "diff", "matrix",
+    "recipes", "gallery", "vhd", "builds",
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1

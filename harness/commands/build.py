@@ -14,6 +14,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("build", help="build a recipe into builds/<recipe>/<build-id>/",
                        description="Build a recipe into a bootable, generalized, Azure-ready disk.")
     p.add_argument("recipe", help="recipe name (see 'harness recipes list') or path to a .toml file")
+    add_build_arguments(p)
+    p.add_argument("--plan", action="store_true",
+                   help="print the commands and files the build would use, without building")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def add_build_arguments(p: argparse.ArgumentParser) -> None:
+    """Build options, shared by `harness build` and `harness run`."""
     p.add_argument("--agent", choices=["cloud-init", "waagent"], help="provisioning agent (default: the recipe's)")
     p.add_argument("--specialized", action="store_true",
                    help="keep the agent but disable provisioning (OS state specialized)")
@@ -21,10 +30,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--mirror", metavar="URL", help="package archive mirror (default: the bootstrap tool's)")
     p.add_argument("--rebuild", action="store_true", help="build even when an identical build exists")
     p.add_argument("--keep-workdir", action="store_true", help="keep the scratch folder when the build fails")
-    p.add_argument("--plan", action="store_true",
-                   help="print the commands and files the build would use, without building")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=run)
 
 
 def options_from(args: argparse.Namespace) -> BuildOptions:

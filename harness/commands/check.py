@@ -24,9 +24,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    build = resolve(args.build)
+    data, failed = check_build(build)
+    if args.json:
+        emit_json(data)
+    else:
+        show(data)
+    return 1 if failed else 0
+
+
+def check_build(build: BuildFolder) -> tuple[dict[str, Any], bool]:
+    """Audit the build offline and write check.json; returns (stage data, whether a rule failed)."""
     from harness.checks.audit import audit
 
-    build = resolve(args.build)
     with stage("check", f"{build.recipe_name} {build.build_id}"):
         result = audit(build)
         data = write(build, result.records, {
@@ -35,11 +45,7 @@ def run(args: argparse.Namespace) -> int:
             "selftest": result.selftest,
             "duration_s": result.duration_s,
         })
-    if args.json:
-        emit_json(data)
-    else:
-        show(data)
-    return 1 if result.failed else 0
+    return data, bool(result.failed)
 
 
 def write(build: BuildFolder, records: list[Any], extra: dict[str, Any]) -> dict[str, Any]:

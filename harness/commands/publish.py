@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "definition per Hyper-V generation (default names: <offer>-<sku>-gen1 and -gen2, "
                     "plus -specialized for specialized builds).")
     p.add_argument("build", metavar="BUILD", help="build folder or RECIPE[@BUILD_ID|@latest]")
+    add_publish_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def add_publish_arguments(p: argparse.ArgumentParser) -> None:
+    """Publish options, shared by `harness publish` and `harness run`."""
     p.add_argument("--to", default=DEFAULT_TARGET, metavar="TARGET",
                    help=f"local[:PATH] for a gallery folder, or azure (default {DEFAULT_TARGET})")
     p.add_argument("--definition", action="append", metavar="[GEN=]NAME",
@@ -48,11 +55,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--end-of-life", metavar="YYYY-MM-DD", help="after this date the version is not latest")
     p.add_argument("--target-region", action="append", metavar="NAME=REPLICAS",
                    help="replicate to a region (repeatable; default local=1)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
     azure, _ = _azure()
     if azure is not None:
         azure.add_azure_arguments(p)
-    p.set_defaults(func=run)
 
 
 def parse_target(text: str) -> tuple[str, Path | None]:
@@ -66,6 +71,14 @@ def parse_target(text: str) -> tuple[str, Path | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    target, request, outcomes, azure_result = publish_build(buildfolder.resolve(args.build), args)
+    _print(args, target, request, outcomes, azure_result)
+    return 0
+
+
+def publish_build(build: buildfolder.BuildFolder, args: argparse.Namespace) -> tuple[
+        str, model.PublishRequest, list[dict[str, Any]], dict[str, Any]]:
+    """Publish per the publish options in args; writes publish.json whether it succeeds or not."""
     kind, gallery_path = parse_target(args.to)
     azure_target: Any = None
     if kind == "azure":
@@ -73,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
         if azure is None:
             raise PublishError(f"--to azure is not available: {why}", "publish to a local gallery (--to local:PATH)")
         azure_target = azure.target_from_args(args)
-    build = buildfolder.resolve(args.build)
     target = f"local:{gallery_path.absolute()}" if gallery_path is not None else "azure"
     try:
         request = model.prepare(
@@ -92,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
         _write_failed(build, target, exc)
         raise
     _write_report(build, target, request, outcomes, azure_result)
-    _print(args, target, request, outcomes, azure_result)
-    return 0
+    return target, request, outcomes, azure_result
 
 
 def _publish_azure(build: buildfolder.BuildFolder, target: Any, request: model.PublishRequest) -> dict[str, Any]:

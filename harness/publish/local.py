@@ -297,8 +297,9 @@ class LocalGallery:
         manifest = build.manifest()
         copy_method = clone_or_copy(request.vhd, staging / VHD)
         shutil.copyfile(build.manifest_path, staging / MANIFEST)
-        if (build.path / RESULTS).exists():
-            shutil.copyfile(build.path / RESULTS, staging / RESULTS)
+        for name in (RESULTS, "check.json", "verify.json"):  # the evidence the gate and `harness diff` read
+            if (build.path / name).exists():
+                shutil.copyfile(build.path / name, staging / name)
         (staging / DIGEST_FILE).write_text(request.content_digest + "\n", encoding="utf-8")
         replica_methods = set()
         for region in request.target_regions:

@@ -1,0 +1,83 @@
+"""`harness diff BUILD_A [BUILD_B]`: what changed; with one build, against the latest published version."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from harness.buildfolder import BuildFolder, read_json, resolve
+from harness.commands._output import emit_json, table
+from harness.diffing import Diff, diff
+from harness.errors import NotFoundError
+from harness.report import load_stage
+
+Side = tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("diff", help="packages, kernel, size, check results and boot time changed between builds",
+                       description="Compare BUILD_A (older) with BUILD_B (newer). With only one build, compare the "
+                                   "latest version published in the local gallery for the same image definition "
+                                   "with that build.")
+    p.add_argument("build_a", metavar="BUILD_A")
+    p.add_argument("build_b", metavar="BUILD_B", nargs="?")
+    p.add_argument("--gallery", default="gallery", metavar="PATH", help="local gallery for the one-build form")
+    p.add_argument("--definition", metavar="NAME", help="definition to compare against (default: the build's gen1)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def from_build(build: BuildFolder) -> Side:
+    results_path = build.path / "results.json"
+    results = read_json(results_path) if results_path.exists() else None
+    return f"{build.recipe_name}@{build.build_id}", build.manifest(), results, load_stage(build, "verify")
+
+
+def from_gallery(gallery_path: Path, build: BuildFolder, definition: str | None) -> Side:
+    from harness.publish.local import LocalGallery
+    from harness.publish.model import default_definition_name
+
+    gallery = LocalGallery.at(gallery_path)
+    name = definition or default_definition_name(build.manifest(), "V1")
+    latest = gallery.latest(name)
+    if latest is None:
+        raise NotFoundError(f"no published version of {name} in {gallery_path}",
+                            "give two builds, or --gallery/--definition of a published image")
+    folder = gallery.version_dir(name, latest.version)
+    results, verify = folder / "results.json", folder / "verify.json"
+    return (f"{name}@{latest.version}", read_json(folder / "manifest.json"),
+            read_json(results) if results.exists() else None, read_json(verify) if verify.exists() else None)
+
+
+def show(result: Diff) -> None:
+    print(f"{result.a} -> {result.b}" + ("  (same content digest)" if result.same_content else ""))
+    if result.kernel:
+        print(f"kernel: {result.kernel[0]} -> {result.kernel[1]}")
+    rows = ([["added", n, "", v] for n, v in result.added.items()]
+            + [["removed", n, v, ""] for n, v in result.removed.items()]
+            + [["upgraded", n, a, b] for n, (a, b) in result.upgraded.items()]
+            + [["DOWNGRADED", n, a, b] for n, (a, b) in result.downgraded.items()])
+    table("packages", ["change", "package", "old", "new"], rows or [["none", "", "", ""]])
+    for key, (old, new) in result.size.items():
+        print(f"{key}: {old} -> {new}")
+    if result.checks:
+        table("check results that changed", ["check", "old", "new"],
+              [[k, old, new] for k, (old, new) in result.checks.items()])
+    for boot, (old, new) in result.ready_s.items():
+        delta = f" ({new - old:+.1f} s)" if isinstance(old, (int, float)) and isinstance(new, (int, float)) else ""
+        print(f"boot -> Ready {boot}: {old} s -> {new} s{delta}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.build_b:
+        a, b = from_build(resolve(args.build_a)), from_build(resolve(args.build_b))
+    else:
+        build = resolve(args.build_a)
+        a, b = from_gallery(Path(args.gallery), build, args.definition), from_build(build)
+    result = diff(a, b)
+    if args.json:
+        emit_json(result.to_json())
+    else:
+        show(result)
+    return 0
