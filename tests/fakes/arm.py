@@ -1,0 +1,355 @@
+"""A small, faithful fake of Azure Resource Manager for the Microsoft.Compute calls the harness makes.
+
+Speaks the long-running-operation protocol azure-mgmt-core's ARMPolling follows (reference §5.2): a PUT
+answers 201 with the resource in provisioningState Creating and an Azure-AsyncOperation URL that reports
+InProgress, then Succeeded; the final GET returns the resource in Succeeded. POST beginGetAccess and
+endGetAccess answer 202 with Azure-AsyncOperation and Location (the result: {"accessSAS": ...}). Unknown
+resources get 404 ResourceNotFound JSON, missing parents 404 ParentResourceNotFound, an api-version the real
+service would not accept 400 InvalidApiVersionParameter, and an image-version PUT over an existing version
+409 (versions are immutable). Every request is logged with its parsed JSON body so tests assert on what the
+SDK sent. Listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+# What azure-mgmt-compute 39 sends (operations/_operations.py) plus a few older versions the service still serves.
+API_VERSIONS: dict[str, frozenset[str]] = {
+    "galleries": frozenset({"2026-03-03", "2025-03-03", "2024-03-03", "2023-07-03", "2022-03-03"}),
+    "images": frozenset({"2026-04-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01"}),
+    "disks": frozenset({"2026-03-02", "2025-01-02", "2024-03-02", "2023-10-02"}),
+}
+TYPE_NAMES = {("galleries",): "galleries", ("galleries", "images"): "galleries/images",
+              ("galleries", "images", "versions"): "galleries/images/versions", ("images",): "images",
+              ("disks",): "disks"}
+PROVIDER = "providers/microsoft.compute/"
+
+
+@dataclass
+class Fault:
+    """An error answered instead of the normal response, for requests whose path contains `path_part`."""
+
+    method: str
+    path_part: str
+    status: int
+    code: str
+    message: str
+    times: int = 1
+    in_operation: bool = False  # fail the long-running operation (status Failed) instead of the request
+
+
+@dataclass
+class Operation:
+    resource_key: str
+    polls_left: int
+    status: str = "InProgress"
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    on_success: Callable[[], None] | None = None
+
+
+@dataclass
+class ArmRequest:
+    method: str
+    path: str
+    api_version: str
+    body: Any
+    status: int
+
+
+@dataclass
+class FakeArm:
+    """Fake ARM server; `grant_access(disk_id, disk)` returns the write SAS URL a disk upload should use."""
+
+    in_progress_polls: int = 1
+    resource_groups: set[str] | None = None  # None: every resource group exists
+    grant_access: Callable[[str, dict[str, Any]], str] | None = None
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    operations: dict[str, Operation] = field(default_factory=dict)
+    requests: list[ArmRequest] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None, "fake ARM not started"
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def bodies(self, method: str, path_pattern: str) -> list[Any]:
+        """JSON bodies of the requests with this method whose path matches the regex (re.search, any case)."""
+        return [r.body for r in self.requests if r.method == method and re.search(path_pattern, r.path, re.I)]
+
+    def inject(self, fault: Fault) -> None:
+        with self.lock:
+            self.faults.append(fault)
+
+    def start(self) -> FakeArm:
+        fake = self
+
+        class Handler(_Handler):
+            owner = fake
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, name="fake-arm", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    # -- the resource model ------------------------------------------------------------------------
+
+    def take_fault(self, method: str, path: str, in_operation: bool) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.method == method and fault.path_part.lower() in path.lower() \
+                        and fault.in_operation == in_operation and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def new_operation(self, key: str, on_success: Callable[[], None] | None = None,
+                      result: dict[str, Any] | None = None, error: dict[str, str] | None = None) -> str:
+        op_id = str(uuid.uuid4())
+        self.operations[op_id] = Operation(key, self.in_progress_polls, result=result, error=error,
+                                           on_success=on_success)
+        return op_id
+
+    def poll(self, op_id: str) -> Operation | None:
+        with self.lock:
+            op = self.operations.get(op_id)
+            if op is None or op.status != "InProgress":
+                return op
+            if op.polls_left > 0:
+                op.polls_left -= 1
+                return op
+            op.status = "Failed" if op.error else "Succeeded"
+            resource = self.resources.get(op.resource_key)
+            if resource is not None and "provisioningState" in resource.get("properties", {}):
+                resource["properties"]["provisioningState"] = op.status
+            if op.on_success is not None and not op.error:
+                op.on_success()
+            return op
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _split(path: str) -> tuple[str, str, list[str]] | None:
+    """'/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/galleries/g/images/i' ->
+    (S, RG, ['galleries', 'g', 'images', 'i']); None for any other path."""
+    parts = path.strip("/").split("/")
+    if len(parts) < 7 or parts[0].lower() != "subscriptions" or parts[2].lower() != "resourcegroups" \
+            or "/".join(parts[4:6]).lower() != "providers/microsoft.compute":
+        return None
+    return parts[1], parts[3], parts[6:]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeArm
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("x-ms-request-id", str(uuid.uuid4()))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        self._status = status
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        self._query = dict(parse_qsl(url.query))
+        self._status = 0
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode(errors="replace")
+        with self.owner.lock:
+            try:
+                self._route(url.path, body)
+            finally:
+                self.owner.requests.append(ArmRequest(self.command, url.path, self._query.get("api-version", ""),
+                                                      body, self._status))
+
+    do_GET = do_PUT = do_POST = do_DELETE = _dispatch
+
+    def _route(self, path: str, body: Any) -> None:
+        parts = path.strip("/").split("/")
+        if len(parts) >= 8 and parts[2].lower() == "providers" and parts[4].lower() == "locations":
+            self._operation(parts[6].lower(), parts[7], path)
+            return
+        split = _split(path)
+        if split is None:
+            self._send(404, _error("InvalidResourceType", f"no such route {path}"))
+            return
+        self._subscription, rg, segments = split
+        family = segments[0].lower()
+        version = self._query.get("api-version", "")
+        if family not in API_VERSIONS:
+            self._send(404, _error("InvalidResourceType", f"resource type {family} is not faked"))
+        elif version not in API_VERSIONS[family]:
+            self._send(400, _error("InvalidApiVersionParameter",
+                                   f"The api-version '{version}' is invalid. The supported versions are "
+                                   f"'{','.join(sorted(API_VERSIONS[family], reverse=True))}'."))
+        elif self.owner.resource_groups is not None and rg not in self.owner.resource_groups:
+            self._send(404, _error("ResourceGroupNotFound", f"Resource group '{rg}' could not be found."))
+        elif (fault := self.owner.take_fault(self.command, path, in_operation=False)) is not None:
+            self._send(fault.status, _error(fault.code, fault.message))
+        elif self.command == "POST" and family == "disks" and len(segments) == 3:
+            self._disk_action(path.rsplit("/", 1)[0], segments[2].lower(), body)
+        elif self.command == "PUT" and len(segments) % 2 == 0:
+            self._put(path, segments, body)
+        elif self.command == "GET" and len(segments) % 2 == 0:
+            self._get(path)
+        elif self.command == "GET":
+            self._list(path)
+        else:
+            self._send(405, _error("MethodNotAllowed", f"{self.command} {path}"))
+
+    def _async_headers(self, op_id: str, location: str, with_location: bool = False) -> dict[str, str]:
+        base = f"{self.owner.url}/subscriptions/{self._subscription}/providers/Microsoft.Compute/locations/{location}"
+        version = self._query.get("api-version", "")
+        headers = {"Azure-AsyncOperation": f"{base}/operations/{op_id}?api-version={version}"}
+        if with_location:
+            headers["Location"] = f"{base}/DiskOperations/{op_id}?monitor=true&api-version={version}"
+        return headers
+
+    # -- handlers ---------------------------------------------------------------------------------
+
+    def _parent_missing(self, segments: list[str], path: str) -> bool:
+        if len(segments) <= 2:
+            return False
+        parent = "/".join(path.rstrip("/").split("/")[:-2]).lower()
+        if parent in self.owner.resources:
+            return False
+        self._send(404, _error("ParentResourceNotFound",
+                               f"Can not perform requested operation on nested resource. Parent resource "
+                               f"'{'/'.join(segments[-4:-2])}' not found."))
+        return True
+
+    def _put(self, path: str, segments: list[str], body: Any) -> None:
+        key = path.lower()
+        if not isinstance(body, dict) or not body.get("location"):
+            self._send(400, _error("InvalidRequestContent", "The request content must be JSON with a location."))
+            return
+        if self._parent_missing(segments, path):
+            return
+        if key in self.owner.resources and segments[-2].lower() == "versions":
+            self._send(409, _error("OperationNotAllowed", "Changing property 'galleryImageVersion.properties."
+                                   "storageProfile' is not allowed: image versions are immutable."))
+            return
+        kind = TYPE_NAMES.get(tuple(s.lower() for s in segments[0::2]), "unknown")
+        properties = dict(body.get("properties") or {})
+        properties["provisioningState"] = "Creating"
+        if kind == "disks":
+            creation = properties.get("creationData") or {}
+            properties["diskState"] = "ReadyToUpload" if creation.get("createOption") == "Upload" else "Unattached"
+        resource = {**body, "id": path, "name": segments[-1], "type": f"Microsoft.Compute/{kind}",
+                    "properties": properties}
+        self.owner.resources[key] = resource
+        fault = self.owner.take_fault("PUT", path, in_operation=True)
+        error = {"code": fault.code, "message": fault.message} if fault else None
+        op_id = self.owner.new_operation(key, error=error)
+        # The disk RP answers a create with 202 (azure-mgmt-compute 39 accepts only 200/202 there), the others 201.
+        self._send(202 if kind == "disks" else 201, resource, self._async_headers(op_id, body["location"]))
+
+    def _get(self, path: str) -> None:
+        resource = self.owner.resources.get(path.lower())
+        if resource is None:
+            split = _split(path)
+            segments = split[2] if split else []
+            self._send(404, _error("ResourceNotFound", f"The Resource 'Microsoft.Compute/{'/'.join(segments)}' "
+                                   f"under resource group '{split[1] if split else ''}' was not found."))
+            return
+        self._send(200, resource)
+
+    def _list(self, path: str) -> None:
+        prefix = path.lower().rstrip("/") + "/"
+        segments = (_split(path) or ("", "", []))[2]
+        if len(segments) > 1 and prefix.rsplit("/", 2)[0] not in self.owner.resources:
+            self._send(404, _error("ParentResourceNotFound", f"Parent resource '{segments[-2]}' not found."))
+            return
+        items = [r for k, r in self.owner.resources.items() if k.startswith(prefix) and "/" not in k[len(prefix):]]
+        self._send(200, {"value": items})
+
+    def _disk_action(self, disk_path: str, action: str, body: Any) -> None:
+        disk = self.owner.resources.get(disk_path.lower())
+        if disk is None:
+            self._get(disk_path)
+            return
+        props = disk["properties"]
+        if action == "begingetaccess":
+            if props.get("diskState") not in ("ReadyToUpload", "ActiveUpload") or (body or {}).get("access") != "Write":
+                self._send(409, _error("OperationNotAllowed", f"Disk is in state {props.get('diskState')}; write "
+                                       "access needs a disk created for upload."))
+                return
+            assert self.owner.grant_access is not None, "FakeArm.grant_access is not set"
+            sas = self.owner.grant_access(disk["id"], disk)
+            props["diskState"] = "ActiveUpload"
+            op_id = self.owner.new_operation(disk_path.lower(), result={"accessSAS": sas})
+        elif action == "endgetaccess":
+            def finish() -> None:
+                if props.get("diskState") == "ActiveUpload":
+                    props["diskState"] = "Unattached"
+            op_id = self.owner.new_operation(disk_path.lower(), on_success=finish)
+        else:
+            self._send(404, _error("InvalidResourceType", f"no disk action {action}"))
+            return
+        self._send(202, None, self._async_headers(op_id, disk["location"], with_location=True))
+
+    def _operation(self, kind: str, op_id: str, path: str) -> None:
+        """Azure-AsyncOperation status (.../operations/ID) or a POST's result (.../DiskOperations/ID)."""
+        version = self._query.get("api-version", "")
+        if not any(version in versions for versions in API_VERSIONS.values()):
+            self._send(400, _error("InvalidApiVersionParameter", f"The api-version '{version}' is invalid."))
+            return
+        op = self.owner.poll(op_id) if kind == "operations" else self.owner.operations.get(op_id)
+        if op is None:
+            self._send(404, _error("NotFound", f"operation {op_id} not found"))
+        elif kind == "operations":
+            status: dict[str, Any] = {"name": op_id, "status": op.status,
+                                      "startTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            if op.error and op.status == "Failed":
+                status["error"] = op.error
+            self._send(200, status)
+        elif op.status == "InProgress":
+            self._send(202, None, {"Location": f"{self.owner.url}{path}?{urlsplit(self.path).query}"})
+        else:
+            self._send(200, op.result)
+
+
+@contextmanager
+def running_fake_arm(**options: Any) -> Iterator[FakeArm]:
+    fake = FakeArm(**options).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
