@@ -90,7 +90,7 @@ def stage_verify(args: argparse.Namespace, summary: RunSummary) -> str:
     assert summary.build is not None
     report = verify(summary.build, VerifyOptions(
         firmwares=firmwares(args.firmware), platforms=platforms(args.platform), keep=args.keep,
-        faults=tuple(args.fault), timeout_s=args.timeout_s, accel=args.accel))
+        faults=tuple(args.fault), timeout_s=args.timeout_s, accel=args.accel, parallel=args.parallel))
     data = report.to_json()
     summary.facts["verify"] = _counts(data["records"])
     boots = report.extra.get("boots", {})

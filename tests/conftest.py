@@ -16,6 +16,8 @@ import pytest
 from harness.buildfolder import BuildFolder
 from harness.digest import sparse_copy
 
+pytest_plugins = ["pytester"]
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_BUILDS = REPO / ".test-builds"
 TEST_DISK_MIB = 4096

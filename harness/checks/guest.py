@@ -149,10 +149,12 @@ def cloud_init_status(ctx: GuestContext) -> Record:
 
 
 def datasource(ctx: GuestContext) -> Record:
+    """cloud-init used the intended datasource, and on Azure the OVF from the provisioning CD (not an
+    IMDS-only fallback, which silently drops custom data and the password policy)."""
     name = "C2 intended datasource used"
     if ctx.agent != "cloud-init":
         return _record(name, None, "agent is waagent", "cloud-init datasource", "not applicable")
-    wanted = "DataSourceAzure" if ctx.platform == "azure" else "DataSourceNoCloud"
+    wanted = "DataSourceAzure [seed=/dev/sr0]" if ctx.platform == "azure" else "DataSourceNoCloud"
     result = ctx.guest.run("cat /run/cloud-init/status.json")
     if result.exit_code != 0:
         return _failed_command(name, result, wanted)
@@ -171,6 +173,18 @@ def agent_provisioned(ctx: GuestContext) -> Record:
     required = "/var/lib/waagent/provisioned (waagent saw provisioning finish)"
     return _record(name, ok, "present" if ok else "absent", required, "" if ok else result.describe(),
                    warn=ctx.agent == "cloud-init")
+
+
+def guest_agent_setting(ctx: GuestContext) -> Record:
+    """ProvisionGuestAgent from the OVF is honoured: false makes waagent disable extension handling."""
+    name = "E1 ProvisionGuestAgent honoured"
+    if ctx.platform != "azure" or ctx.agent != "waagent":
+        return _record(name, None, f"{ctx.agent} on {ctx.platform}", "waagent on azure", "not applicable")
+    result = _sudo(ctx, "test -e /var/lib/waagent/disable_agents && echo disabled || echo enabled")
+    actual = result.stdout.strip()
+    wanted = "enabled" if ctx.config.provision_guest_agent else "disabled"
+    return _record(name, result.exit_code == 0 and actual == wanted, f"extension handling {actual}",
+                   f"extension handling {wanted} (ProvisionGuestAgent={str(ctx.config.provision_guest_agent).lower()})")
 
 
 def ready_from_guest(ctx: GuestContext) -> Record:
@@ -307,7 +321,8 @@ def sudo_works(ctx: GuestContext) -> Record:
 # what cloud-init configures after Ready (sshd settings, custom data, growpart).
 CHECKS: tuple[Check, ...] = (
     cloud_init_status, ready_from_guest, hostname, admin_user, authorized_keys, no_other_root, sudo_works,
-    password_login_disabled, custom_data, datasource, agent_provisioned, waagent_running, failed_units, root_grown,
+    password_login_disabled, custom_data, datasource, agent_provisioned, waagent_running, guest_agent_setting,
+    failed_units, root_grown,
     host_keys_fresh, machine_id, kernel_cmdline, serial_console, console_clean, firmware_matches, network_eth0,
     dns_resolves, media_ejected,
 )

@@ -18,6 +18,8 @@ def add_boot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault", action="append", default=[], metavar="RULE",
                    help="inject a platform fault, e.g. wireserver:health=500x3 (repeatable)")
     p.add_argument("--timeout-s", type=float, metavar="S", help="boot-to-Ready timeout (default: the recipe's)")
+    p.add_argument("--parallel", type=int, default=0, metavar="N",
+                   help="boots to run side by side (default: one per CPU core)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     build = resolve(args.build)
     options = VerifyOptions(firmwares=firmwares(args.firmware), platforms=platforms(args.platform), keep=args.keep,
-                            faults=tuple(args.fault), timeout_s=args.timeout_s, accel=args.accel)
+                            faults=tuple(args.fault), timeout_s=args.timeout_s, accel=args.accel,
+                            parallel=args.parallel)
     report = verify(build, options)
     data = report.to_json()
     if args.json:

@@ -10,7 +10,9 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ class VerifyOptions:
     timeout_s: float | None = None
     accel: str = "auto"
     provision_guest_agent: bool = True
+    parallel: int = 0  # boots side by side; 0 = one per CPU core
 
 
 def root_offset(manifest: dict[str, Any]) -> int:
@@ -129,7 +132,7 @@ def boot_and_check(request: BootRequest, recipe: recipe_mod.Recipe, host_keys: l
                 session.wait_ready()
                 assert session.view is not None
                 ready_request = session.view.ready_request()
-            guest = session.guest()
+            guest = session.guest(timeout_s=request.timeout_s)
             assert guest.host_key is not None
             assert session.vm is not None
             ctx = guest_checks.GuestContext(
@@ -159,8 +162,20 @@ def boot_and_check(request: BootRequest, recipe: recipe_mod.Recipe, host_keys: l
     return records, info
 
 
+def _nocloud_refused(recipe: recipe_mod.Recipe, firmware: str) -> Record:
+    return Record(
+        stage="verify", check="boot and provisioning", result=SKIPPED, firmware=firmware, platform="nocloud",
+        actual="datasource_list locked to [ Azure ]", required="NoCloud allowed",
+        message=f"{recipe.name} only lists the Azure datasource, so cloud-init would ignore a NoCloud seed; "
+                "verify its -generic variant with --platform nocloud instead")
+
+
 def verify(build: BuildFolder, options: VerifyOptions) -> StageReport:
-    """Boot every requested firmware x platform; write verify.json; return the report."""
+    """Boot every requested firmware x platform (concurrently, see VerifyOptions.parallel); write verify.json.
+
+    A TCG boot keeps about one host core busy (the guest's first boot is mostly sequential), so on
+    this kind of machine two boots side by side take little longer than one.
+    """
     manifest = build.manifest()
     recipe = recipe_mod.load(manifest.get("recipe_path") or manifest["recipe"])
     report = StageReport(stage="verify", content_digest=str(manifest["content_digest"]))
@@ -168,30 +183,39 @@ def verify(build: BuildFolder, options: VerifyOptions) -> StageReport:
                          f"{', '.join(options.platforms)}"):
         choice = choose_accel(build, options.accel)
         host_keys = image_host_keys(build)
-        boots: dict[str, Any] = {}
+        requests: list[BootRequest] = []
         for firmware in options.firmwares:
             for platform in options.platforms:
                 if platform == "nocloud" and "nocloud" not in recipe.platforms:
-                    report.records.append(Record(
-                        stage="verify", check="boot and provisioning", result=SKIPPED, firmware=firmware,
-                        platform=platform, actual="datasource_list locked to [ Azure ]", required="NoCloud allowed",
-                        message=f"{recipe.name} only lists the Azure datasource, so cloud-init would ignore a "
-                                "NoCloud seed; verify its -generic variant with --platform nocloud instead"))
+                    report.records.append(_nocloud_refused(recipe, firmware))
                     continue
-                request = BootRequest(build=build, firmware=firmware, platform=platform, accel=choice,
-                                      keep=options.keep, faults=options.faults,
-                                      timeout_s=options.timeout_s or recipe.boot_timeout_s,
-                                      provision_guest_agent=options.provision_guest_agent)
-                log.info("verify: booting %s on %s (%s)", firmware, platform, choice.accel)
-                records, info = boot_and_check(request, recipe, host_keys)
+                requests.append(BootRequest(build=build, firmware=firmware, platform=platform, accel=choice,
+                                            keep=options.keep, faults=options.faults,
+                                            timeout_s=options.timeout_s or recipe.boot_timeout_s,
+                                            provision_guest_agent=options.provision_guest_agent))
+        boots: dict[str, Any] = {}
+        workers = max(1, min(options.parallel or os.cpu_count() or 1, len(requests) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
+            futures = [pool.submit(_one_boot, request, recipe, host_keys) for request in requests]
+            for request, future in zip(requests, futures, strict=True):
+                records, info = future.result()
                 report.records.extend(records)
-                boots[f"{firmware}-{platform}"] = info
-                failed = [r for r in records if r.result == FAILED]
-                log.info("verify: %s-%s %s; Ready at %s s", firmware, platform,
-                         "passed" if not failed else f"FAILED ({len(failed)} checks)",
-                         info.get("timings_s", {}).get("ready_s"))
-        report.extra = {"accel": choice.accel, "accel_reason": choice.reason, "boots": boots}
+                boots[f"{request.firmware}-{request.platform}"] = info
+        report.extra = {"accel": choice.accel, "accel_reason": choice.reason, "boots": boots,
+                        "parallel_boots": workers}
         write_stage(build, report)
     if not report.records:
         raise VerifyError("nothing was verified", "choose at least one firmware and platform")
     return report
+
+
+def _one_boot(request: BootRequest, recipe: recipe_mod.Recipe, host_keys: list[str]) -> tuple[list[Record],
+                                                                                                 dict[str, Any]]:
+    name = f"{request.firmware}-{request.platform}"
+    log.info("verify: booting %s (%s)", name, request.accel.accel)
+    records, info = boot_and_check(request, recipe, host_keys)
+    failed = [r for r in records if r.result == FAILED]
+    log.info("verify: %s %s; Ready at %s s, SSH at %s s", name, "passed" if not failed else
+             f"FAILED ({len(failed)} checks)", info.get("timings_s", {}).get("ready_s"),
+             info.get("timings_s", {}).get("ssh_ready_s"))
+    return records, info

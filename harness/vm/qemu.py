@@ -82,13 +82,18 @@ def disk_args(spec: VMSpec) -> list[str]:
 
 
 def cdrom_args(spec: VMSpec) -> list[str]:
-    """One CD-ROM only, as on Azure: waagent mounts the first one it finds."""
+    """One CD-ROM only, as on Azure: waagent mounts the first one it finds.
+
+    Gen1 presents it on the IDE bus; Gen2 has no IDE and puts the DVD on SCSI (storvsc), so under
+    q35 it goes on a virtio-scsi controller (cloud kernels such as Debian's have no AHCI driver).
+    """
     if spec.cdrom is None:
         return []
     cd = spec.cdrom
     drive = f"if=none,id=cd0,file={cd.path},format={cd.format},media=cdrom,readonly=on"
-    bus = "ide.1" if spec.firmware == "bios" else "ide.0"
-    return ["-drive", drive, "-device", f"ide-cd,drive=cd0,bus={bus}"]
+    if spec.firmware == "bios":
+        return ["-drive", drive, "-device", "ide-cd,drive=cd0,bus=ide.1"]
+    return ["-drive", drive, "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-cd,drive=cd0,bus=scsi0.0"]
 
 
 def nic_args(spec: VMSpec) -> list[str]:

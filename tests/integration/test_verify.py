@@ -7,6 +7,7 @@ per firmware (DESIGN test budget). Negative tests use short timeouts and must fa
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,6 @@ from harness.verify.stage import VerifyOptions, verify
 from tests.integration.plant import remove
 
 pytestmark = [pytest.mark.qemu, pytest.mark.network]
-
-
-@pytest.fixture(scope="session")
-def debian12_verified(debian12_build: BuildFolder) -> StageReport:
-    """debian-12 verified under SeaBIOS and OVMF, once for the session."""
-    return verify(debian12_build, VerifyOptions(firmwares=("bios", "uefi")))
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +48,10 @@ def test_every_check_passes_under_both_firmwares(fixture: str, request: pytest.F
         assert required in names, required
 
 
-@pytest.mark.parametrize("fixture,build", [("debian12_verified", "debian12_build"),
-                                           ("ubuntu2404_verified", "ubuntu2404_build")])
-def test_evidence_timings_and_untouched_disk(fixture: str, build: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("fixture", ["debian12_verified", "ubuntu2404_verified"])
+def test_evidence_timings_and_untouched_disk(fixture: str, request: pytest.FixtureRequest) -> None:
     report: StageReport = request.getfixturevalue(fixture)
-    folder: BuildFolder = request.getfixturevalue(build)
+    folder = BuildFolder(Path(next(iter(report.extra["boots"].values()))["evidence"]).parents[1])
     manifest = folder.manifest()
     assert content_digest(folder.disk(), manifest["disk"]["size_bytes"]) == manifest["content_digest"]
     for name, boot in report.extra["boots"].items():
@@ -78,29 +72,66 @@ def test_evidence_timings_and_untouched_disk(fixture: str, build: str, request: 
     assert (folder.path / "results.json").exists() and (folder.path / "junit.xml").exists()
 
 
-def test_broken_cloud_init_fails_with_a_clear_message(debian12_copy: BuildFolder) -> None:
-    remove(debian12_copy, "/usr/bin/cloud-init")
-    report = verify(debian12_copy, VerifyOptions(firmwares=("bios",), timeout_s=150, keep="never"))
-    failed = [r for r in report.records if r.result == FAILED]
+NEGATIVE_CASES = {
+    # cloud-init removed from a copy of the disk: the guest boots but no agent ever talks to the platform
+    "broken-cloud-init": (VerifyOptions(firmwares=("bios",), timeout_s=600, keep="never"), True),
+    # the WireServer answers 500 to every health report, forever
+    "wireserver-500": (VerifyOptions(firmwares=("bios",), faults=("wireserver:health=500",), timeout_s=600,
+                                     keep="never"), False),
+    # IMDS insists on a header no agent sends: cloud-init reports NotReady/ProvisioningFailed
+    "imds-header": (VerifyOptions(firmwares=("bios",), faults=("imds:*=require-header:X-Harness",), timeout_s=600,
+                                  keep="never"), False),
+}
+
+
+@pytest.fixture(scope="session")
+def negative_reports(debian12_build: BuildFolder, tmp_path_factory: pytest.TempPathFactory) -> dict[
+        str, tuple[StageReport, float]]:
+    """The three negative boots side by side (each fails fast, long before its 600 s timeout)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import copy_build
+
+    def one(name: str) -> tuple[StageReport, float]:
+        options, break_cloud_init = NEGATIVE_CASES[name]
+        folder = copy_build(debian12_build, tmp_path_factory.mktemp(name))
+        if break_cloud_init:
+            remove(folder, "/usr/bin/cloud-init")
+        start = time.monotonic()
+        report = verify(folder, options)
+        return report, time.monotonic() - start
+
+    with ThreadPoolExecutor(max_workers=len(NEGATIVE_CASES)) as pool:
+        futures = {name: pool.submit(one, name) for name in NEGATIVE_CASES}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _failed(report: StageReport) -> list[Record]:
+    return [r for r in report.records if r.result == FAILED]
+
+
+def test_broken_cloud_init_fails_with_a_clear_message(negative_reports: dict[str, tuple[StageReport, float]]) -> None:
+    report, elapsed = negative_reports["broken-cloud-init"]
+    failed = _failed(report)
     assert [r.check for r in failed] == ["boot and provisioning"]
-    assert "Ready" in failed[0].message
+    assert "no provisioning agent contacted IMDS or the WireServer" in failed[0].message
+    assert elapsed < 600
 
 
-def test_wireserver_failing_forever_names_the_endpoint(debian12_copy: BuildFolder) -> None:
-    report = verify(debian12_copy, VerifyOptions(firmwares=("bios",), faults=("wireserver:health=500",),
-                                                 timeout_s=240, keep="never"))
-    failed = [r for r in report.records if r.result == FAILED]
-    assert failed and "wireserver:health" in failed[0].message
+def test_wireserver_failing_forever_names_the_endpoint(negative_reports: dict[str, tuple[StageReport, float]]) -> None:
+    report, elapsed = negative_reports["wireserver-500"]
+    failed = _failed(report)
+    assert failed and "permanent fault: wireserver:health" in failed[0].message
     assert report.extra["boots"]["bios-azure"]["faults_hit"]["wireserver:health"] >= 20
+    assert elapsed < 600
 
 
-def test_imds_header_the_guest_does_not_send_fails_fast(debian12_copy: BuildFolder) -> None:
-    report = verify(debian12_copy, VerifyOptions(firmwares=("bios",), faults=("imds:*=require-header:X-Harness",),
-                                                 timeout_s=400, keep="never"))
-    failed = [r for r in report.records if r.result == FAILED]
+def test_imds_header_the_guest_does_not_send_fails_fast(negative_reports: dict[str, tuple[StageReport, float]]) -> None:
+    report, elapsed = negative_reports["imds-header"]
+    failed = _failed(report)
     assert failed and "NotReady/ProvisioningFailed" in failed[0].message
-    ready_s = report.extra["boots"]["bios-azure"]["timings_s"]["ready_s"]
-    assert ready_s is None
+    assert report.extra["boots"]["bios-azure"]["timings_s"]["ready_s"] is None
+    assert elapsed < 600
 
 
 def test_unknown_build_is_a_one_line_error() -> None:

@@ -58,3 +58,11 @@ def test_kvm_uses_host_cpu_and_rng_device() -> None:
 def test_vhd_disk_uses_vpc_driver() -> None:
     spec = VMSpec(firmware="bios", **{**BASE, "disk": Drive(Path("/b/disk.vhd"), "vpc", readonly=True)})
     assert "if=none,id=disk0,file=/b/disk.vhd,format=vpc,cache=unsafe,discard=unmap,readonly=on" in build_argv(spec)
+
+
+def test_gen2_cdrom_is_on_scsi_like_azure() -> None:
+    spec = VMSpec(firmware="uefi", ovmf_code=Path("/fw/CODE.fd"), ovmf_vars=Path("/s/VARS.fd"),
+                  cdrom=Drive(Path("/s/ovf.iso"), "raw", readonly=True), **BASE)
+    argv = build_argv(spec)
+    assert "virtio-scsi-pci,id=scsi0" in argv and "scsi-cd,drive=cd0,bus=scsi0.0" in argv
+    assert not any(a.startswith("ide-cd") for a in argv)

@@ -1,0 +1,76 @@
+"""`harness run debian-12` end to end on a fresh build folder, then again with nothing changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.buildfolder import BuildFolder
+from harness.publish.local import LocalGallery
+from harness.runner import RunSummary
+from tests.integration.pipeline_fixtures import run_harness
+
+pytestmark = [pytest.mark.e2e, pytest.mark.qemu, pytest.mark.network]
+
+
+def test_first_run_builds_verifies_converts_and_publishes(e2e_first_run: RunSummary, e2e_dirs: dict[str, Path]) -> None:
+    summary = e2e_first_run
+    assert [(o.name, o.result) for o in summary.outcomes] == [
+        ("build", "passed"), ("check", "passed"), ("verify", "passed"), ("convert", "passed"), ("publish", "passed")]
+    build = summary.build
+    assert build is not None and build.path.parent.parent == e2e_dirs["builds"]
+    for name in ("disk.vhd", "manifest.json", "check.json", "verify.json", "publish.json", "results.json",
+                 "junit.xml", "summary.md", "verify/bios-azure/serial.log", "verify/uefi-azure/serial.log",
+                 "verify/bios-azure/platform-requests.jsonl", "verify/uefi-azure/qemu-argv.txt"):
+        assert (build.path / name).exists(), name
+    assert not (build.path / "disk.raw").exists()
+    results = json.loads((build.path / "results.json").read_text())
+    assert set(results["stages"]) == {"check", "verify", "publish"}
+    assert all(stage["passed"] for stage in results["stages"].values())
+    assert "<testsuites" in (build.path / "junit.xml").read_text()
+    gallery = LocalGallery.at(e2e_dirs["gallery"])
+    names = sorted(d.name for d in gallery.definitions())
+    assert names == ["debian-12-gen1", "debian-12-gen2"]
+    for name in names:
+        latest = gallery.latest(name)
+        assert latest is not None and latest.content_digest == build.manifest()["content_digest"]
+
+
+def test_second_run_is_a_cache_hit_and_publishes_nothing_new(e2e_first_run: RunSummary,
+                                                               e2e_dirs: dict[str, Path]) -> None:
+    first_build = e2e_first_run.build
+    assert first_build is not None
+    gallery = LocalGallery.at(e2e_dirs["gallery"])
+    before = {d.name: [v.version for v in gallery.versions(d.name)] for d in gallery.definitions()}
+    # one firmware on the second run keeps the test budget; the full default is the first run's
+    second = run_harness(e2e_dirs, ["--firmware", "bios"])
+    assert second.build is not None and second.build.path == first_build.path
+    assert (second.outcomes[0].name, second.outcomes[0].result) == ("build", "cache hit")
+    assert second.passed
+    after = {d.name: [v.version for v in gallery.versions(d.name)] for d in gallery.definitions()}
+    assert after == before
+    assert all("(no-op)" in item for item in second.facts["published"])
+
+
+def test_failing_gate_stops_before_publish(debian12_build: BuildFolder, tmp_path: Path) -> None:
+    """A defect planted in a copy of the recipe's customization fails the audit; nothing is published."""
+    from harness.cli import make_parser
+    from harness.errors import GateError
+    from harness.runner import run_pipeline
+    from tests.conftest import copy_build
+    from tests.integration.plant import remove
+
+    broken = copy_build(debian12_build, tmp_path / "builds")
+    remove(broken, "/etc/cloud/cloud.cfg.d/91-azure_datasource.cfg")
+    gallery = tmp_path / "gallery"
+    args = make_parser().parse_args(["run", "debian-12", "--stages", "check,verify,convert,publish",
+                                     "--build", str(broken.path), "--to", f"local:{gallery}"])
+    summary = run_pipeline(args)
+    assert [(o.name, o.result) for o in summary.outcomes] == [
+        ("check", "failed"), ("verify", "not run"), ("convert", "not run"), ("publish", "not run")]
+    assert isinstance(summary.facts["error"], GateError)
+    assert "A11" in summary.outcomes[0].detail or "datasource" in summary.outcomes[0].detail
+    assert not gallery.exists() or not list(gallery.glob("*/*/version.json"))
+    assert (broken.path / "disk.raw").exists()  # never converted either
