@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 MAC = "52:54:00:12:34:56"
 GROW_BYTES = 1024 * 1024 * 1024  # the overlay is 1 GiB larger than the disk: growpart must use it
 # A guest at its login prompt that has not contacted the platform this long after it has no working agent.
-SILENT_AGENT_GRACE_S = 60.0
+# cloud-init talks to IMDS in its first (pre-network) stage, long before getty starts; waagent only after
+# the network is up, which can be minutes later on a loaded TCG host.
+SILENT_AGENT_GRACE_S = {"cloud-init": 60.0, "waagent": 300.0}
 PERMANENT_FAULT_HITS = 20
 LOGIN_PROMPT_RE = re.compile(r"^\S+ login: ", re.M)
 KEEP_POLICIES = ("never", "on-error", "always")
@@ -90,6 +92,7 @@ class BootSession:
     _stack: ExitStack = field(default_factory=ExitStack)
     _qemu_wall_start: float = 0.0
     _login_seen_at: float | None = None
+    _silent_grace_s: float = 300.0
     _permanent: list[FaultRule] = field(default_factory=list)
 
     # -- setup -------------------------------------------------------------------------------
@@ -114,6 +117,7 @@ class BootSession:
     def _setup(self) -> None:
         req = self.request
         self._permanent = [r for r in FaultSet.parse(req.faults).rules if r.count is None]
+        self._silent_grace_s = SILENT_AGENT_GRACE_S.get(str(req.build.manifest().get("agent")), 300.0)
         self.key = generate_keypair(self.scratch)
         self.config = PlatformConfig.new(ssh_public_key=self.key.public_line, firmware=req.firmware, mac=MAC,
                                          ipv4_address=GUEST_IP, ipv4_prefix=PREFIX, ipv4_gateway=GATEWAY,
@@ -249,10 +253,10 @@ class BootSession:
             return
         if self._login_seen_at is None:
             self._login_seen_at = self.vm.elapsed()
-        elif self.vm.elapsed() - self._login_seen_at > SILENT_AGENT_GRACE_S:
+        elif self.vm.elapsed() - self._login_seen_at > self._silent_grace_s:
             raise VerifyError(
                 f"the guest reached its login prompt at {self._login_seen_at:.0f} s but no provisioning agent "
-                f"contacted IMDS or the WireServer in the {SILENT_AGENT_GRACE_S:.0f} s after it",
+                f"contacted IMDS or the WireServer in the {self._silent_grace_s:.0f} s after it",
                 "the image's cloud-init or waagent is missing, disabled or crashing; see the serial log")
 
     def _check_permanent_faults(self, view: PlatformView) -> None:

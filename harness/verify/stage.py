@@ -23,7 +23,7 @@ from harness.buildfolder import BuildFolder
 from harness.checks import guest as guest_checks
 from harness.errors import HarnessError, VerifyError
 from harness.log import stage
-from harness.report import FAILED, PASSED, SKIPPED, WARNING, Record, StageReport, write_stage
+from harness.report import FAILED, PASSED, SKIPPED, WARNING, Record, StageReport, load_stage, write_stage
 from harness.verify.boot import BootRequest, BootSession
 from harness.vm import accel as accel_mod
 from harness.vm.network import GUEST_IP
@@ -203,10 +203,29 @@ def verify(build: BuildFolder, options: VerifyOptions) -> StageReport:
                 boots[f"{request.firmware}-{request.platform}"] = info
         report.extra = {"accel": choice.accel, "accel_reason": choice.reason, "boots": boots,
                         "parallel_boots": workers}
+        keep_other_boots(build, report)
         write_stage(build, report)
     if not report.records:
         raise VerifyError("nothing was verified", "choose at least one firmware and platform")
     return report
+
+
+def keep_other_boots(build: BuildFolder, report: StageReport) -> None:
+    """Carry over the previous run's boots this run did not repeat, when they verified the same content.
+
+    Re-verifying one firmware (say, bios) must not erase the other firmware's result for the same
+    disk: publishing to V2 still needs the uefi verification.
+    """
+    previous = load_stage(build, "verify")
+    if not previous or previous.get("content_digest") != report.content_digest:
+        return
+    done = {(r.firmware, r.platform) for r in report.records}
+    for data in previous.get("records", []):
+        record = Record.from_json(data)
+        if (record.firmware, record.platform) not in done:
+            report.records.append(record)
+    for name, boot in previous.get("boots", {}).items():
+        report.extra["boots"].setdefault(name, boot)
 
 
 def _one_boot(request: BootRequest, recipe: recipe_mod.Recipe, host_keys: list[str]) -> tuple[list[Record],
