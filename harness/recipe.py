@@ -97,7 +97,7 @@ class Recipe:
     sku: str = ""
     allowed_failed_units: tuple[str, ...] = ()
     platforms: tuple[str, ...] = ("azure",)
-    boot_timeout_s: int = 300
+    boot_timeout_s: int = 900
     settings: tuple[Setting, ...] = ()
     data: Mapping[str, Any] = field(default_factory=dict)
 
@@ -407,7 +407,7 @@ def _build(path: Path, data: dict[str, Any]) -> Recipe:
         publisher=gallery["publisher"], offer=gallery["offer"], sku=gallery["sku"],
         allowed_failed_units=tuple(checks.get("allowed_failed_units", [])),
         platforms=tuple(checks.get("platforms", ["azure"])),
-        boot_timeout_s=checks.get("boot_timeout_s", 300),
+        boot_timeout_s=checks.get("boot_timeout_s", 900),
         settings=settings, data=data,
     )
 

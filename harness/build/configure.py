@@ -28,10 +28,15 @@ def apply_settings(ctx: BuildContext) -> None:
 
 
 def write_fstab(ctx: BuildContext) -> None:
-    """Root and ESP by UUID (never /dev/sdX, image-checks A10); no swap on the OS disk (A5)."""
+    """Root and ESP by UUID (never /dev/sdX, image-checks A10); no swap on the OS disk (A5).
+
+    x-systemd.growfs grows the root file system to its partition at boot, so an image whose
+    partition is grown in the initramfs (cloud-initramfs-growroot, the waagent variants) fills a
+    resized Azure OS disk too; with cloud-init it is a no-op next to cloud-init's own resizefs.
+    """
     fstab = (
         "# <file system> <mount point> <type> <options> <dump> <pass>\n"
-        f"UUID={ctx.root_uuid} / ext4 defaults,discard,errors=remount-ro 0 1\n"
+        f"UUID={ctx.root_uuid} / ext4 defaults,discard,errors=remount-ro,x-systemd.growfs 0 1\n"
         f"UUID={ctx.esp_serial} /boot/efi vfat defaults,umask=0077,nofail 0 2\n"
     )
     (ctx.rootfs / "etc/fstab").write_text(fstab, encoding="utf-8")

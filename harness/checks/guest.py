@@ -86,17 +86,23 @@ def admin_user(ctx: GuestContext) -> Record:
 
 
 def authorized_keys(ctx: GuestContext) -> Record:
+    """Exactly the injected key, not writable by others (sshd StrictModes); readable by others is a
+    Warning: LISA's sanity suite wants <= 0600, and waagent 2.7 writes 0644."""
     name = "C6 exactly the injected SSH key"
     result = ctx.guest.run("cat ~/.ssh/authorized_keys && stat -c %a ~/.ssh/authorized_keys")
     if result.exit_code != 0:
         return _failed_command(name, result, "authorized_keys with the injected key")
     lines = [ln for ln in result.stdout.splitlines() if ln.strip()]
-    mode = lines.pop() if lines else ""
+    mode = int(lines.pop() if lines else "777", 8)
     keys = [" ".join(ln.split()[:2]) for ln in lines if not ln.startswith("#")]
     wanted = " ".join(ctx.config.ssh_public_key.split()[:2])
-    ok = keys == [wanted] and int(mode or "777", 8) & 0o077 == 0
-    return _record(name, ok, f"{len(keys)} key(s), mode {mode}", "1 key (the injected one), mode <= 0600",
-                   "" if ok else f"keys found: {keys}")
+    actual = f"{len(keys)} key(s), mode {mode:o}"
+    required = "1 key (the injected one), mode <= 0600"
+    if keys != [wanted] or mode & 0o022:
+        return _record(name, False, actual, required, f"keys found: {keys}; group/world-writable: {bool(mode & 0o022)}")
+    if mode & 0o077:
+        return _record(name, False, actual, required, "readable by others (LISA sanity wants <= 0600)", warn=True)
+    return _record(name, True, actual, required)
 
 
 def no_other_root(ctx: GuestContext) -> Record:
