@@ -42,7 +42,9 @@ GROW_BYTES = 1024 * 1024 * 1024  # the overlay is 1 GiB larger than the disk: gr
 # the network is up, which can be minutes later on a loaded TCG host.
 SILENT_AGENT_GRACE_S = {"cloud-init": 60.0, "waagent": 300.0}
 PERMANENT_FAULT_HITS = 20
-LOGIN_PROMPT_RE = re.compile(r"^\S+ login: ", re.M)
+# The boot has finished: a login prompt, or systemd's multi-user target / runlevel record on the console
+# (the prompt itself may never come when services it is ordered after failed).
+BOOT_FINISHED_RE = re.compile(r"^\S+ login: |Reached target .*Multi-User System|Record Runlevel Change in UTMP", re.M)
 KEEP_POLICIES = ("never", "on-error", "always")
 
 
@@ -238,6 +240,7 @@ class BootSession:
 
         ready = self.vm.wait(outcome, limit, "the agent's Ready report")
         assert isinstance(ready, dict)
+        self._check_imds_usable(view)
         self.timings.ready_s = self._platform_t(ready.get("time"))
         imds = view.first_request("imds")
         goal = next((r for r in view.requests if "comp=goalstate" in str(r.get("path"))), None)
@@ -245,17 +248,29 @@ class BootSession:
         self.timings.goalstate_first_s = self._platform_t(goal.get("time")) if goal else None
         return ready
 
+    def _check_imds_usable(self, view: PlatformView) -> None:
+        """Ready without a single good IMDS answer means the agent provisioned blind (image-checks C4)."""
+        imds = [r for r in view.requests if r.get("server") == "imds"]
+        if imds and not any(int(r.get("status") or 0) == 200 for r in imds):
+            last = imds[-1]
+            missing = ", ".join(last.get("missing_headers") or []) or "none"
+            fault = f"; injected fault {last['fault']}" if last.get("fault") else ""
+            raise VerifyError(f"IMDS answered all {len(imds)} requests of the agent with an error (last: "
+                              f"{last.get('status')} {last.get('method')} {last.get('path')}; required headers the "
+                              f"agent did not send: {missing}{fault})",
+                              "the agent could not read its instance metadata; see platform-requests.jsonl")
+
     def _check_silent_agent(self, view: PlatformView) -> None:
         """Fail fast when the boot finished but no provisioning agent ever talked to the platform."""
         assert self.vm is not None
-        if view.requests or not LOGIN_PROMPT_RE.search(self.vm.serial()):
+        if view.requests or not BOOT_FINISHED_RE.search(self.vm.serial()):
             self._login_seen_at = None
             return
         if self._login_seen_at is None:
             self._login_seen_at = self.vm.elapsed()
         elif self.vm.elapsed() - self._login_seen_at > self._silent_grace_s:
             raise VerifyError(
-                f"the guest reached its login prompt at {self._login_seen_at:.0f} s but no provisioning agent "
+                f"the guest finished booting at {self._login_seen_at:.0f} s but no provisioning agent "
                 f"contacted IMDS or the WireServer in the {self._silent_grace_s:.0f} s after it",
                 "the image's cloud-init or waagent is missing, disabled or crashing; see the serial log")
 
