@@ -27,12 +27,40 @@ DISTROS_DIR = REPO_ROOT / "distros"
 
 @dataclass(frozen=True)
 class BaseImage:
-    """A vendor image to start from instead of a package bootstrap."""
+    """A vendor image to start from instead of a package bootstrap.
+
+    `url` is http(s)://, file:// or an absolute path. The digest is pinned (`sha256`) or read at build time
+    from the vendor's checksum file (`checksum_url`); `signature` is a detached OpenPGP signature over the
+    checksum file when there is one, else over the image, checked with the recipe's keyring.
+    """
 
     url: str
-    sha256: str
+    sha256: str = ""
+    checksum_url: str = ""
     signature: str = ""
     format: str = "qcow2"
+    compression: str = ""
+
+
+@dataclass(frozen=True)
+class Repository:
+    """One package repository of a dnf or zypper bootstrap ($releasever and $basearch are expanded by the tool)."""
+
+    id: str
+    name: str = ""
+    baseurl: str = ""
+    mirrorlist: str = ""
+    metalink: str = ""
+    gpgkey: tuple[str, ...] = ()
+    gpgcheck: bool = True
+    sslclientcert: str = ""
+    sslclientkey: str = ""
+    sslcacert: str = ""
+
+    @property
+    def url(self) -> str:
+        """The one URL this repository is reached through (probed before the slow step)."""
+        return self.baseurl or self.mirrorlist or self.metalink
 
 
 @dataclass(frozen=True)
@@ -43,7 +71,7 @@ class Source:
     mirror: str = ""
     keyring: str = ""
     components: tuple[str, ...] = ("main",)
-    repositories: tuple[str, ...] = ()
+    repositories: tuple[Repository, ...] = ()
     base_image: BaseImage | None = None
 
 
@@ -177,8 +205,28 @@ def _sha256(value: Any) -> str | None:
 
 Schema = dict[str, Any]
 
+
+@dataclass(frozen=True)
+class TableList:
+    """A rule for an array of tables ([[...]] or a list of inline tables), each checked against `schema`."""
+
+    schema: Schema
+
+
+# family -> the bootstrap tool that family's recipes use; flatcar has none (vendor image only).
+BOOTSTRAP_OF_FAMILY = {"apt": "mmdebstrap", "dnf": "dnf", "zypper": "zypper"}
+IMAGE_FORMATS = ("qcow2", "raw", "vpc")
+COMPRESSIONS = ("", "bz2", "xz", "gz")
+REPO_URL_KEYS = ("baseurl", "mirrorlist", "metalink")
+
 BASE_IMAGE_SCHEMA: Schema = {
-    "url": _nonempty_str, "sha256": _sha256, "signature": _str, "format": _one_of("qcow2", "raw"),
+    "url": _nonempty_str, "sha256": _sha256, "checksum_url": _nonempty_str, "signature": _str,
+    "format": _one_of(*IMAGE_FORMATS), "compression": _one_of(*COMPRESSIONS),
+}
+REPOSITORY_SCHEMA: Schema = {
+    "id": _nonempty_str, "name": _str, "baseurl": _nonempty_str, "mirrorlist": _nonempty_str,
+    "metalink": _nonempty_str, "gpgkey": _str_list, "gpgcheck": _bool, "sslclientcert": _str, "sslclientkey": _str,
+    "sslcacert": _str,
 }
 AGENT_PACKAGES_SCHEMA: Schema = {
     "include": _str_list, "exclude": _str_list, "enable_units": _str_list, "disable_units": _str_list,
@@ -194,7 +242,7 @@ SCHEMA: Schema = {
         "mirror": _str,
         "keyring": _str,
         "components": _str_list,
-        "repositories": _str_list,
+        "repositories": TableList(REPOSITORY_SCHEMA),
         "base_image": BASE_IMAGE_SCHEMA,
     },
     "packages": {"include": _str_list, "exclude": _str_list},
@@ -240,10 +288,20 @@ def _validate_table(data: Any, schema: Schema, path: str, problems: list[str]) -
             problems.append(f"{where}: unknown key (known keys: {known})")
         elif isinstance(rule, dict):
             _validate_table(value, rule, where, problems)
+        elif isinstance(rule, TableList):
+            _validate_table_list(value, rule.schema, where, problems)
         else:
             message = rule(value)
             if message:
                 problems.append(f"{where}: {message}")
+
+
+def _validate_table_list(value: Any, schema: Schema, where: str, problems: list[str]) -> None:
+    if not isinstance(value, list):
+        problems.append(f"{where}: must be an array of tables")
+        return
+    for index, entry in enumerate(value):
+        _validate_table(entry, schema, f"{where}[{index}]", problems)
 
 
 def _validate_settings(raw: Any, problems: list[str]) -> None:
@@ -275,10 +333,7 @@ def _validate_semantics(data: dict[str, Any], problems: list[str]) -> None:
             problems.append(f"{key}: missing (required)")
     source = data.get("source", {})
     if isinstance(source, dict):
-        has_bootstrap = "bootstrap" in source
-        has_image = "base_image" in source
-        if has_bootstrap == has_image:
-            problems.append("source: needs exactly one of 'bootstrap' or 'base_image'")
+        _validate_source(source, data.get("family"), problems)
     else:
         problems.append("source: missing (needs exactly one of 'bootstrap' or 'base_image')")
     gallery = data.get("gallery")
@@ -288,9 +343,50 @@ def _validate_semantics(data: dict[str, Any], problems: list[str]) -> None:
         for key in ("publisher", "offer", "sku"):
             if key not in gallery:
                 problems.append(f"gallery.{key}: missing (required)")
+    agent = data.get("agent", {})
+    provisioning = agent.get("provisioning", "cloud-init") if isinstance(agent, dict) else None
+    if (data.get("family") == "flatcar") != (provisioning == "ignition"):
+        problems.append("agent.provisioning: 'ignition' provisions flatcar-family images, and only them")
     image = data.get("image", {})
     if isinstance(image, dict) and image.get("os_state") == "specialized":
         problems.append("image.os_state: use 'harness build --specialized' instead of a specialized recipe")
+
+
+def _validate_source(source: dict[str, Any], family: Any, problems: list[str]) -> None:
+    has_bootstrap = "bootstrap" in source
+    has_image = "base_image" in source
+    if has_bootstrap == has_image:
+        problems.append("source: needs exactly one of 'bootstrap' or 'base_image'")
+    wanted = BOOTSTRAP_OF_FAMILY.get(family) if isinstance(family, str) else None
+    if has_bootstrap and family in FAMILIES and source["bootstrap"] != wanted:
+        problems.append(f"source.bootstrap: family {family} bootstraps with "
+                        f"{wanted or 'nothing (use source.base_image)'}, not {source['bootstrap']!r}")
+    image = source.get("base_image")
+    if isinstance(image, dict):
+        if ("sha256" in image) == ("checksum_url" in image):
+            problems.append("source.base_image: needs exactly one of 'sha256' (pinned) or 'checksum_url' "
+                            "(the vendor's checksum file)")
+        if image.get("signature") and not source.get("keyring"):
+            problems.append("source.keyring: missing (source.base_image.signature is checked against it)")
+    if has_bootstrap and source.get("bootstrap") in ("dnf", "zypper"):
+        _validate_repositories(source.get("repositories"), problems)
+
+
+def _validate_repositories(repos: Any, problems: list[str]) -> None:
+    if not isinstance(repos, list) or not repos:
+        problems.append("source.repositories: missing (a dnf or zypper bootstrap installs from these)")
+        return
+    ids = [r.get("id") for r in repos if isinstance(r, dict)]
+    for index, repo in enumerate(repos):
+        if not isinstance(repo, dict):
+            continue
+        where = f"source.repositories[{index}]"
+        if "id" not in repo:
+            problems.append(f"{where}.id: missing (required)")
+        elif ids.count(repo["id"]) > 1:
+            problems.append(f"{where}.id: {repo['id']!r} is used by more than one repository")
+        if sum(key in repo for key in REPO_URL_KEYS) != 1:
+            problems.append(f"{where}: needs exactly one of {', '.join(REPO_URL_KEYS)}")
 
 
 def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
@@ -371,7 +467,7 @@ def _build(path: Path, data: dict[str, Any]) -> Recipe:
         mirror=src.get("mirror", ""),
         keyring=src.get("keyring", ""),
         components=tuple(src.get("components", ["main"])),
-        repositories=tuple(src.get("repositories", [])),
+        repositories=tuple(_repository(r) for r in src.get("repositories", [])),
         base_image=BaseImage(**base) if base else None,
     )
     kernel = data.get("kernel", {})
@@ -410,6 +506,11 @@ def _build(path: Path, data: dict[str, Any]) -> Recipe:
         boot_timeout_s=checks.get("boot_timeout_s", 900),
         settings=settings, data=data,
     )
+
+
+def _repository(raw: dict[str, Any]) -> Repository:
+    fields: dict[str, Any] = {k: tuple(v) if k == "gpgkey" else v for k, v in raw.items()}
+    return Repository(**fields)
 
 
 def all_recipes() -> list[Path]:

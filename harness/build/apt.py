@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness import run
 from harness.build.context import BuildContext
+from harness.build.packages import package_set
 from harness.build.settings import apply_to_text
 from harness.errors import BuildError, CommandError
 from harness.progress import LineProgress
@@ -39,21 +40,6 @@ def keyring_path(ctx: BuildContext) -> Path | None:
         raise BuildError(f"keyring {keyring} named by recipe {ctx.recipe.name} does not exist",
                          "put the archive's public key next to the recipe or fix source.keyring")
     return path
-
-
-def package_set(ctx: BuildContext) -> tuple[list[str], list[str]]:
-    """(include, exclude) for the chosen agent: recipe packages + kernel + agent variant."""
-    recipe = ctx.recipe
-    variant = recipe.agent_variants.get(ctx.agent)
-    include = [*recipe.packages_include]
-    if recipe.kernel_package:
-        include.append(recipe.kernel_package)
-    exclude = [*recipe.packages_exclude]
-    if variant:
-        include.extend(variant.include)
-        exclude.extend(variant.exclude)
-    include = [p for p in dict.fromkeys(include) if p not in exclude]
-    return include, list(dict.fromkeys(exclude))
 
 
 def _common_args(ctx: BuildContext) -> list[str]:

@@ -30,6 +30,18 @@ class Family:
     package_db: str
     initramfs_modules_file: str
     initramfs_modules_style: str  # 'line': one module per line; 'dracut': an add_drivers drop-in
+    # The shell functions the customization boot of a vendor image runs (distros/<this>), see build/customize.py.
+    customize_snippet: str = ""
+    # rpm families: where the host's rpm writes the target's database during the bootstrap, and the backend
+    # the target's own rpm reads (the host writes sqlite; see zypper.py for the hand-over).
+    rpm_dbpath: str = ""
+    rpmdb_backend: str = ""
+    # dnf: kernel-install reads the kernel command line for new BLS entries from this file (never /proc/cmdline
+    # of the build host); empty where GRUB's defaults file is the only source.
+    kernel_cmdline_file: str = ""
+    # 'menuentry': a static entry for the kernel (grub-mkconfig style); 'blscfg': GRUB reads /boot/loader/entries,
+    # so kernels installed later in the guest boot without regenerating grub.cfg.
+    grub_cfg_style: str = "menuentry"
 
     def cmdline_setting(self, cmdline: str) -> Setting:
         return Setting(
@@ -66,6 +78,7 @@ APT = Family(
     package_db="/var/lib/dpkg",
     initramfs_modules_file="/etc/initramfs-tools/modules",
     initramfs_modules_style="line",
+    customize_snippet="apt/customize.sh",
 )
 
 DNF = Family(
@@ -84,6 +97,11 @@ DNF = Family(
     package_db="/var/lib/rpm",
     initramfs_modules_file="/etc/dracut.conf.d/50-azure-hyperv.conf",
     initramfs_modules_style="dracut",
+    customize_snippet="dnf/customize.sh",
+    rpm_dbpath="/var/lib/rpm",
+    rpmdb_backend="sqlite",
+    kernel_cmdline_file="/etc/kernel/cmdline",
+    grub_cfg_style="blscfg",
 )
 
 ZYPPER = Family(
@@ -102,6 +120,10 @@ ZYPPER = Family(
     package_db="/var/lib/rpm",
     initramfs_modules_file="/etc/dracut.conf.d/50-azure-hyperv.conf",
     initramfs_modules_style="dracut",
+    customize_snippet="zypper/customize.sh",
+    # SUSE 15 keeps the database in /usr/lib/sysimage/rpm (/var/lib/rpm links there) and its rpm has no sqlite.
+    rpm_dbpath="/usr/lib/sysimage/rpm",
+    rpmdb_backend="ndb",
 )
 
 FAMILIES = {f.name: f for f in (APT, DNF, ZYPPER)}

@@ -51,12 +51,7 @@ def early_config(root_uuid: str, grub_dir: str) -> str:
             f"configfile ($root){grub_dir}/grub.cfg\n")
 
 
-def grub_cfg(ctx: BuildContext, family: Family, version: str, defaults: dict[str, str]) -> str:
-    """The boot menu both firmwares read; the guest's update-grub regenerates it from the same defaults."""
-    initrd = family.initramfs_glob.format(v=version)
-    # grub-mkconfig puts both variables on the normal entry's command line; so do we.
-    cmdline = " ".join(v for v in (defaults.get("GRUB_CMDLINE_LINUX", ""),
-                                   defaults.get("GRUB_CMDLINE_LINUX_DEFAULT", "")) if v)
+def _header(ctx: BuildContext, family: Family, defaults: dict[str, str]) -> list[str]:
     terminal = defaults.get("GRUB_TERMINAL", "console")
     lines = [
         "# Written by harness at build time; update-grub in the guest regenerates it from "
@@ -66,16 +61,35 @@ def grub_cfg(ctx: BuildContext, family: Family, version: str, defaults: dict[str
     ]
     if "serial" in terminal.split():
         lines.append(defaults.get("GRUB_SERIAL_COMMAND", "serial --speed=115200 --unit=0"))
-    lines += [
-        f"terminal_input {terminal}",
-        f"terminal_output {terminal}",
-        f"search --no-floppy --fs-uuid --set=root {ctx.root_uuid}",
+    return [*lines, f"terminal_input {terminal}", f"terminal_output {terminal}",
+            f"search --no-floppy --fs-uuid --set=root {ctx.root_uuid}"]
+
+
+def _menuentry(ctx: BuildContext, family: Family, version: str, defaults: dict[str, str]) -> list[str]:
+    initrd = family.initramfs_glob.format(v=version)
+    # grub-mkconfig puts both variables on the normal entry's command line; so do we.
+    cmdline = " ".join(v for v in (defaults.get("GRUB_CMDLINE_LINUX", ""),
+                                   defaults.get("GRUB_CMDLINE_LINUX_DEFAULT", "")) if v)
+    return [
         f"menuentry '{ctx.recipe.description or ctx.recipe.name}' --id harness-default {{",
         f"    linux /boot/vmlinuz-{version} root=UUID={ctx.root_uuid} ro {cmdline}".rstrip(),
         f"    initrd /boot/{initrd}",
         "}",
     ]
-    return "\n".join(lines) + "\n"
+
+
+def _blscfg(ctx: BuildContext, family: Family, version: str, defaults: dict[str, str]) -> list[str]:
+    """Boot Loader Spec entries written by kernel-install (RHEL-family GRUB's blscfg command reads them)."""
+    return ["set blsdir=/boot/loader/entries", "insmod blscfg", "blscfg"]
+
+
+ENTRY_STYLES = {"menuentry": _menuentry, "blscfg": _blscfg}
+
+
+def grub_cfg(ctx: BuildContext, family: Family, version: str, defaults: dict[str, str]) -> str:
+    """The boot menu both firmwares read; the guest's update-grub regenerates it from the same defaults."""
+    entries = ENTRY_STYLES[family.grub_cfg_style](ctx, family, version, defaults)
+    return "\n".join([*_header(ctx, family, defaults), *entries]) + "\n"
 
 
 def _mkimage(ctx: BuildContext, family: Family, platform: str, modules: tuple[str, ...], out: Path) -> None:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__, run
-from harness.build import apt, configure, disk, grub, seal
+from harness.build import apt, configure, disk, dnf, grub, rpm, seal, vendor, zypper
 from harness.build import settings as settings_mod
 from harness.build.context import BuildContext, BuildOptions, cache_root
-from harness.build.families import Family
+from harness.build.families import FAMILIES, Family
 from harness.build.families import get as get_family
+from harness.build.layout import MIB
 from harness.build.layout import plan as plan_layout
 from harness.buildfolder import (
     MANIFEST,
@@ -39,8 +40,14 @@ log = logging.getLogger(__name__)
 
 BUILD_TOOLS = ("mmdebstrap", "sfdisk", "mkfs.ext4", "mkfs.vfat", "mmd", "mcopy", "dpkg-query", "chroot",
                "systemctl")
+DISK_TOOLS = ("sfdisk", "mkfs.ext4", "mkfs.vfat", "mmd", "mcopy", "chroot", "systemctl")
+VENDOR_TOOLS = ("qemu-img", "qemu-system-x86_64", "sfdisk", "dnsmasq", "ip", "unshare", "nsenter")
 MIN_FREE_BYTES = 3 * 1024**3
 BUILD_SOURCES = Path(__file__).resolve().parent
+SNIPPETS = BUILD_SOURCES.parent.parent / "distros"
+# family -> the agents that can provision it (Flatcar: Ignition with afterburn, no cloud-init)
+AGENTS_OF_FAMILY = {"apt": ("cloud-init", "waagent"), "dnf": ("cloud-init", "waagent"),
+                    "zypper": ("cloud-init", "waagent"), "flatcar": ("ignition",)}
 
 
 @dataclass(frozen=True)
@@ -53,16 +60,16 @@ class BuildResult:
 # Pre-flight checks: cheap invariants, each says why it exists.
 
 def preflight(ctx: BuildContext) -> None:
-    run.require(*BUILD_TOOLS)
-    if ctx.recipe.source.base_image is not None:
-        raise BuildError(f"recipe {ctx.recipe.name} starts from a vendor image",
-                         "vendor-image recipes are built by the base-image path (see README)")
-    if ctx.recipe.family != "apt":
-        raise BuildError(f"recipe {ctx.recipe.name} is in family {ctx.recipe.family!r}, "
-                         "whose package bootstrap needs its distro's mirrors",
-                         f"use 'harness build --plan {ctx.recipe.name}' to see the commands")
-    if ctx.agent not in ("cloud-init", "waagent"):
-        raise BuildError(f"agent {ctx.agent!r} cannot provision an apt-family image", "use cloud-init or waagent")
+    route = route_of(ctx.recipe)
+    run.require(*route.tools)
+    agents = AGENTS_OF_FAMILY[ctx.recipe.family]
+    if ctx.agent not in agents:
+        raise BuildError(f"agent {ctx.agent!r} cannot provision a {ctx.recipe.family}-family image",
+                         f"use {' or '.join(agents)}")
+    if vendor.customizer(ctx) is None and ctx.recipe.settings:
+        raise BuildError(f"recipe {ctx.recipe.name} declares [[settings]] but {ctx.recipe.family} images are used "
+                         "as published", "remove them, or provide them through the Ignition config at provisioning")
+    apt.keyring_path(ctx)  # a keyring the recipe names must exist before anything is downloaded
     free = shutil.disk_usage(ctx.build_dir.parent).free
     if free < MIN_FREE_BYTES:
         raise BuildError(f"only {free // 1024**2} MiB free under {ctx.build_dir.parent}",
@@ -73,8 +80,9 @@ def preflight(ctx: BuildContext) -> None:
 # Cache key and hits.
 
 def _sources_digest() -> str:
+    """The build code: harness/build/*.py and the customization snippets under distros/<family>/."""
     digest = hashlib.sha256()
-    for path in sorted(BUILD_SOURCES.glob("*.py")):
+    for path in [*sorted(BUILD_SOURCES.glob("*.py")), *sorted(SNIPPETS.glob("*/*.sh"))]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
 
@@ -117,8 +125,18 @@ def find_cache_hit(recipe: Recipe, key: str) -> BuildFolder | None:
 # ---------------------------------------------------------------------------------------------
 # Steps.
 
+BOOTSTRAPPERS: dict[str, Callable[[BuildContext], None]] = {
+    "mmdebstrap": apt.bootstrap, "dnf": dnf.bootstrap, "zypper": zypper.bootstrap,
+}
+# The rpm bootstraps read their package list while the database is still the host's (see zypper.py).
+PACKAGE_READERS: dict[str, Callable[[BuildContext], list[dict[str, str]]]] = {
+    "apt": lambda ctx: apt.installed_packages(ctx.rootfs), "dnf": lambda ctx: ctx.packages,
+    "zypper": lambda ctx: ctx.packages,
+}
+
+
 def bootstrap_rootfs(ctx: BuildContext) -> None:
-    apt.bootstrap(ctx)
+    BOOTSTRAPPERS[ctx.recipe.source.bootstrap](ctx)
 
 
 def configure_azure(ctx: BuildContext) -> None:
@@ -152,7 +170,7 @@ def seal_image(ctx: BuildContext) -> None:
 
 
 def collect_facts(ctx: BuildContext) -> None:
-    ctx.packages = apt.installed_packages(ctx.rootfs)
+    ctx.packages = PACKAGE_READERS[ctx.recipe.family](ctx)
     missing = [s.describe() for s in ctx.settings if not _setting_holds(ctx.rootfs, s)]
     if missing:
         raise BuildError(f"declared settings missing after the build: {'; '.join(missing)}",
@@ -174,15 +192,64 @@ def assemble_disk(ctx: BuildContext) -> None:
     disk.remove_tree(ctx.rootfs)
 
 
-STEPS: list[Callable[[BuildContext], None]] = [
+Step = Callable[[BuildContext], None]
+STEPS: list[Step] = [
     bootstrap_rootfs, configure_azure, install_bootloader, seal_image, collect_facts, assemble_disk,
 ]
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a root file system comes to be: host tools, the probe whose answer joins the cache key, the steps,
+    and what `--plan` shows for it."""
+
+    tools: tuple[str, ...]
+    probe: Callable[[BuildContext], dict[str, str]]
+    steps: tuple[Step, ...]
+    plan: Callable[[BuildContext], dict[str, Any]]
+
+
+def _apt_plan(ctx: BuildContext) -> dict[str, Any]:
+    cache = ctx.cache_dir / "apt" / ctx.recipe.release
+    return {"commands": [apt.mmdebstrap_argv(ctx, ctx.rootfs, cache, ctx.work_dir / "initramfs-modules")]}
+
+
+def _with_disk(bootstrap_plan: Callable[[BuildContext], dict[str, Any]]) -> Callable[[BuildContext], dict[str, Any]]:
+    """A package route's plan: its bootstrap, then the disk the harness assembles and the boot menu it writes."""
+    def planned(ctx: BuildContext) -> dict[str, Any]:
+        family = get_family(ctx.recipe.family)
+        text = ""
+        for setting in ctx.settings:
+            if setting.file == family.grub_default:
+                text = settings_mod.apply_to_text(text, setting)
+        return {**bootstrap_plan(ctx), "partition_table": ctx.layout.sfdisk_script(ctx.disk_guid, ctx.part_guids),
+                "layout": ctx.layout.to_json(),
+                f"{family.grub_dir}/grub.cfg": grub.grub_cfg(ctx, family, "<kernel-version>", read_grub_defaults(text))}
+    return planned
+
+
+# source kind (the recipe's source.bootstrap, or 'base_image') -> route
+ROUTES: dict[str, Route] = {
+    "mmdebstrap": Route(BUILD_TOOLS, apt.probe_archive, tuple(STEPS), _with_disk(_apt_plan)),
+    "dnf": Route(("dnf", "rpm", "lsinitrd", *DISK_TOOLS), rpm.probe_repositories, tuple(STEPS), _with_disk(dnf.plan)),
+    "zypper": Route(("zypper", "rpm", "lsinitrd", *DISK_TOOLS), rpm.probe_repositories, tuple(STEPS),
+                    _with_disk(zypper.plan)),
+    "base_image": Route(VENDOR_TOOLS, vendor.probe, vendor.STEPS, vendor.plan),
+}
+
+
+def source_kind(recipe: Recipe) -> str:
+    return "base_image" if recipe.source.base_image is not None else recipe.source.bootstrap
+
+
+def route_of(recipe: Recipe) -> Route:
+    return ROUTES[source_kind(recipe)]
 
 
 # ---------------------------------------------------------------------------------------------
 
 def make_context(recipe: Recipe, options: BuildOptions) -> BuildContext:
-    family = get_family(recipe.family) if recipe.family != "flatcar" else None
+    family = FAMILIES.get(recipe.family)
     disk_size = options.disk_size_mib or recipe.disk_size_mib
     build_id = new_build_id()
     recipe_dir = builds_root() / recipe.name
@@ -203,6 +270,7 @@ def make_context(recipe: Recipe, options: BuildOptions) -> BuildContext:
 
 
 def manifest_data(ctx: BuildContext, digest: str, allocated: int) -> dict[str, Any]:
+    disk_bytes = int(ctx.facts.get("disk_size_bytes") or ctx.layout.disk_size_bytes)
     return {
         "schema": 1,
         "recipe": ctx.recipe.name,
@@ -215,6 +283,7 @@ def manifest_data(ctx: BuildContext, digest: str, allocated: int) -> dict[str, A
         "harness_version": __version__,
         "cache_key": ctx.cache_key,
         "archives": ctx.archive_digests,
+        "source": source_kind(ctx.recipe),
         "mirror": ctx.mirror or "default",
         "agent": ctx.agent,
         "os_state": ctx.os_state,
@@ -222,13 +291,13 @@ def manifest_data(ctx: BuildContext, digest: str, allocated: int) -> dict[str, A
         "gallery": {"publisher": ctx.recipe.publisher, "offer": ctx.recipe.offer, "sku": ctx.recipe.sku},
         "disk": {
             "file": RAW,
-            "size_mib": ctx.disk_size_mib,
-            "size_bytes": ctx.layout.disk_size_bytes,
+            "size_mib": disk_bytes // MIB,
+            "size_bytes": disk_bytes,
             "allocated_bytes": allocated,
             "disk_guid": ctx.disk_guid,
             "root_uuid": ctx.root_uuid,
             "esp_serial": ctx.esp_serial,
-            "layout": ctx.layout.to_json(),
+            "layout": ctx.facts.get("layout") or ctx.layout.to_json(),
             "partition_table": ctx.facts.get("partition_table", []),
         },
         "content_digest": digest,
@@ -261,20 +330,14 @@ def finalize(ctx: BuildContext) -> BuildFolder:
 def plan(recipe: Recipe, options: BuildOptions) -> dict[str, Any]:
     """What a build would run and write, without network or root (`harness build --plan`)."""
     ctx = make_context(recipe, options)
-    family = get_family(recipe.family)
     files: dict[str, str] = {}
     for setting in ctx.settings:
         files[setting.file] = settings_mod.apply_to_text(files.get(setting.file, ""), setting)
-    cache = ctx.cache_dir / "apt" / recipe.release
-    return {
-        "recipe": recipe.name,
-        "family": family.name,
-        "agent": ctx.agent,
-        "commands": [apt.mmdebstrap_argv(ctx, ctx.rootfs, cache, ctx.work_dir / "initramfs-modules")],
-        "files": files,
-        "partition_table": ctx.layout.sfdisk_script(ctx.disk_guid, ctx.part_guids),
-        "layout": ctx.layout.to_json(),
-    }
+    planned: dict[str, Any] = {"recipe": recipe.name, "family": recipe.family, "agent": ctx.agent,
+                               "source": source_kind(recipe)}
+    planned.update(route_of(recipe).plan(ctx))
+    planned["files"] = files
+    return planned
 
 
 def build(recipe: Recipe, options: BuildOptions) -> BuildResult:
@@ -284,7 +347,7 @@ def build(recipe: Recipe, options: BuildOptions) -> BuildResult:
     preflight(ctx)
     with stage("build", f"{recipe.name}, agent {ctx.agent}, {ctx.disk_size_mib} MiB"):
         with ctx.timings.step("probe"):
-            ctx.archive_digests = apt.probe_archive(ctx)
+            ctx.archive_digests = route_of(recipe).probe(ctx)
         ctx.cache_key = compute_cache_key(ctx)
         hit = None if options.rebuild else find_cache_hit(recipe, ctx.cache_key)
         if hit is not None:
@@ -292,7 +355,7 @@ def build(recipe: Recipe, options: BuildOptions) -> BuildResult:
             return BuildResult(hit, True)
         ctx.work_dir.mkdir(parents=True)
         try:
-            for step in STEPS:
+            for step in route_of(recipe).steps:
                 with ctx.timings.step(step.__name__):
                     step(ctx)
             folder = finalize(ctx)

@@ -22,6 +22,8 @@ AGENT_LOGS = ("var/log/cloud-init.log", "var/log/cloud-init-output.log", "var/lo
 # Per-machine secrets and identifiers systemd and friends keep on disk.
 MACHINE_STATE = ("var/lib/systemd/random-seed", "var/lib/systemd/credential.secret",
                  "etc/udev/rules.d/70-persistent-net.rules")
+# dnf and zypper package caches and indexes (the apt ones are named where they are cleaned).
+RPM_CACHES = ("var/cache/dnf", "var/cache/yum", "var/cache/zypp/packages", "var/cache/zypp/raw", "var/cache/zypp/solv")
 HISTORY_NAMES = (".bash_history", ".sh_history", ".zsh_history", ".history", ".python_history",
                  ".lesshst", ".viminfo")
 
@@ -85,7 +87,7 @@ def reset_resolv_conf(root: Path) -> None:
 
 def clean_caches_and_logs(root: Path) -> None:
     """Package caches, temp folders and the build's own logs (D7)."""
-    for rel in ("var/cache/apt/archives", "var/lib/apt/lists", "tmp", "var/tmp"):
+    for rel in ("var/cache/apt/archives", "var/lib/apt/lists", *RPM_CACHES, "tmp", "var/tmp"):
         folder = root / rel
         if folder.is_dir():
             for child in folder.iterdir():

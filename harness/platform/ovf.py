@@ -8,11 +8,15 @@ value XML-escaped.
 from __future__ import annotations
 
 import base64
+import json
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from harness.platform.config import PlatformConfig
+from harness.platform.config import MARKER_PATH, PlatformConfig
 from harness.platform.media import write_iso
 
 OVF_NS = "http://schemas.dmtf.org/ovf/environment/1"
@@ -93,3 +97,36 @@ def provisioning_udf(config: PlatformConfig, path: Path, custom_data_name: str =
     if config.custom_data:
         files[custom_data_name] = config.custom_data
     write_iso(path, files, label=volume_label(), udf=True)
+
+
+def ignition_custom_data(config: PlatformConfig) -> bytes:
+    """An Ignition (spec 3.3.0) config doing what the cloud-init custom data does: the admin user with the
+    run's SSH key, and the marker file proving custom data reached the guest (Flatcar reads it from the UDF disc).
+    """
+    document = {
+        "ignition": {"version": "3.3.0"},
+        "passwd": {"users": [{"name": config.admin_username, "sshAuthorizedKeys": [config.ssh_public_key],
+                              "groups": ["sudo"]}]},
+        "storage": {"files": [{"path": MARKER_PATH, "mode": 0o644,
+                               "contents": {"source": "data:," + urllib.parse.quote(f"{config.marker}\n")}}]},
+    }
+    return json.dumps(document, sort_keys=True).encode()
+
+
+# agent -> what the provisioning disc carries for it: Ignition reads only a UDF disc's /CustomData.bin, the
+# other agents read /ovf-env.xml from an ISO9660 (Rock Ridge + Joliet) disc.
+MEDIA_BY_AGENT: dict[str, Callable[[PlatformConfig, Path], None]] = {
+    "cloud-init": provisioning_iso, "waagent": provisioning_iso, "ignition": provisioning_udf,
+}
+CUSTOM_DATA_BY_AGENT: dict[str, Callable[[PlatformConfig], bytes]] = {"ignition": ignition_custom_data}
+
+
+def for_agent(config: PlatformConfig, agent: str) -> PlatformConfig:
+    """The config with the custom data the agent understands (the marker cloud-config unless overridden)."""
+    make = CUSTOM_DATA_BY_AGENT.get(agent)
+    return replace(config, custom_data=make(config)) if make else config
+
+
+def provisioning_media(config: PlatformConfig, path: Path, agent: str) -> None:
+    """Write the provisioning disc the image's agent reads (see MEDIA_BY_AGENT)."""
+    MEDIA_BY_AGENT[agent](config, path)
