@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def add_build_arguments(p: argparse.ArgumentParser) -> None:
     """Build options, shared by `harness build` and `harness run`."""
-    p.add_argument("--agent", choices=["cloud-init", "waagent"], help="provisioning agent (default: the recipe's)")
+    p.add_argument("--agent", choices=["cloud-init", "waagent", "ignition"],
+                   help="provisioning agent (default: the recipe's; ignition for Flatcar)")
     p.add_argument("--specialized", action="store_true",
                    help="keep the agent but disable provisioning (OS state specialized)")
     p.add_argument("--disk-size-mib", type=int, metavar="N", help="disk size in MiB (default: the recipe's, 30 GiB)")

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.buildfolder import BuildFolder, builds_root
 from harness.errors import VerifyError
+from harness.platform import ovf
 from harness.platform.config import PlatformConfig, qemu_smbios_args
 from harness.platform.faults import FaultRule, FaultSet
 from harness.verify.events import PlatformView
@@ -119,11 +120,12 @@ class BootSession:
     def _setup(self) -> None:
         req = self.request
         self._permanent = [r for r in FaultSet.parse(req.faults).rules if r.count is None]
-        self._silent_grace_s = SILENT_AGENT_GRACE_S.get(str(req.build.manifest().get("agent")), 300.0)
+        self._silent_grace_s = SILENT_AGENT_GRACE_S.get(self.agent, 300.0)
         self.key = generate_keypair(self.scratch)
-        self.config = PlatformConfig.new(ssh_public_key=self.key.public_line, firmware=req.firmware, mac=MAC,
-                                         ipv4_address=GUEST_IP, ipv4_prefix=PREFIX, ipv4_gateway=GATEWAY,
-                                         provision_guest_agent=req.provision_guest_agent)
+        config = PlatformConfig.new(ssh_public_key=self.key.public_line, firmware=req.firmware, mac=MAC,
+                                    ipv4_address=GUEST_IP, ipv4_prefix=PREFIX, ipv4_gateway=GATEWAY,
+                                    provision_guest_agent=req.provision_guest_agent)
+        self.config = ovf.for_agent(config, self.agent)  # e.g. an Ignition config as Flatcar's custom data
         self.config.write_json(self.scratch / "platform.json")
         cdrom = self._media()
         self.ns = self._stack.enter_context(NetNamespace())
@@ -139,11 +141,11 @@ class BootSession:
         (self.evidence / "accel.txt").write_text(f"{req.accel.accel}: {req.accel.reason}\n", encoding="utf-8")
 
     def _media(self) -> Drive:
-        from harness.platform import nocloud, ovf
+        from harness.platform import nocloud
 
         if self.request.platform == "azure":
             iso = self.scratch / "provisioning.iso"
-            ovf.provisioning_iso(self.config, iso)
+            ovf.provisioning_media(self.config, iso, self.agent)  # UDF with CustomData.bin for Ignition
         else:
             iso = self.scratch / "seed.iso"
             user_data, meta_data = nocloud.nocloud_user_data(self.config)
@@ -206,6 +208,10 @@ class BootSession:
             smbios=tuple(qemu_smbios_args(self.config)) if azure else ("-uuid", self.config.smbios_uuid),
             hide_hypervisor=azure,
         )
+
+    @property
+    def agent(self) -> str:
+        return str(self.request.build.manifest().get("agent", "cloud-init"))
 
     # -- waiting -----------------------------------------------------------------------------
     def _note_serial(self) -> None:

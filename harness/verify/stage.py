@@ -47,8 +47,9 @@ class VerifyOptions:
 
 
 def root_offset(manifest: dict[str, Any]) -> int:
+    """Byte offset of the root file system (vendor images need not be MiB-aligned)."""
     root = next(p for p in manifest["disk"]["layout"] if p["name"] == "root")
-    return int(root["start_mib"]) * 1024 * 1024
+    return int(root.get("start_bytes") or int(root["start_mib"]) * 1024 * 1024)
 
 
 def debugfs(disk: Path, offset: int, request: str) -> str:

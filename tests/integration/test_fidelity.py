@@ -103,6 +103,7 @@ def generic_build() -> BuildFolder:
     return build(recipe_mod.load("debian-12-generic"), BuildOptions(disk_size_mib=TEST_DISK_MIB)).folder
 
 
+@pytest.mark.nightly  # debian-12-generic is a recipe beyond the two default ones (DESIGN test budget)
 def test_generic_variant_provisions_from_a_nocloud_seed(generic_build: BuildFolder) -> None:
     report = verify(generic_build, VerifyOptions(firmwares=("bios",), platforms=("nocloud",)))
     assert failures(report) == []

@@ -192,6 +192,7 @@ def debugfs(folder: BuildFolder, request: str) -> str:
 
 @pytest.mark.qemu
 @pytest.mark.network
+@pytest.mark.nightly  # builds debian-12-generic (a recipe beyond the default two) and boots twice
 def test_vendor_image_is_customized_sealed_and_described(standin: tuple[BuildFolder, Path, RangeServer],
                                                          debian12_build: BuildFolder) -> None:
     folder, image, server = standin
@@ -220,6 +221,7 @@ def test_vendor_image_is_customized_sealed_and_described(standin: tuple[BuildFol
 
 @pytest.mark.qemu
 @pytest.mark.network
+@pytest.mark.nightly  # builds debian-12-generic (a recipe beyond the default two) and boots twice
 def test_sealed_vendor_build_passes_the_offline_audit(standin: tuple[BuildFolder, Path, RangeServer]) -> None:
     result = audit(standin[0])
     assert [f"{r.check}: {r.message}" for r in result.failed] == []
@@ -231,6 +233,7 @@ def test_sealed_vendor_build_passes_the_offline_audit(standin: tuple[BuildFolder
 
 @pytest.mark.qemu
 @pytest.mark.network
+@pytest.mark.nightly  # builds debian-12-generic (a recipe beyond the default two) and boots twice
 def test_vendor_build_verifies_on_the_fake_azure_platform(standin: tuple[BuildFolder, Path, RangeServer]) -> None:
     report = verify(standin[0], VerifyOptions(firmwares=("bios",), keep="never"))
     failed = [f"{r.check}: {r.actual} / {r.message}" for r in report.records if r.result == FAILED]
