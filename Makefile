@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit bench run clean
+.PHONY: setup test lint unit nightly bench run clean
 
 setup:
 	@./scripts/setup.sh
@@ -14,6 +14,9 @@ lint: setup
 
 test: setup lint
 	$(BIN)/pytest -m "not nightly" $(PYTEST_ARGS)
+
+nightly: setup
+	$(BIN)/pytest -m nightly $(PYTEST_ARGS)
 
 unit: setup
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
