@@ -9,7 +9,6 @@ import time
 
 from harness.buildfolder import resolve
 from harness.commands.verify import add_boot_arguments
-from harness.errors import HarnessError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,8 +62,6 @@ def run(args: argparse.Namespace) -> int:
             print("\nQEMU exited", file=sys.stderr)
         except KeyboardInterrupt:
             print("\nstopping the VM", file=sys.stderr)
-        except HarnessError:
-            raise
         finally:
             if session.view is not None:
                 session.view.refresh()

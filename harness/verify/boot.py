@@ -16,6 +16,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -221,8 +222,6 @@ class BootSession:
     def _platform_t(self, wall_time: str | None) -> float | None:
         if not wall_time:
             return None
-        from datetime import datetime
-
         moment = datetime.fromisoformat(wall_time.replace("Z", "+00:00")).timestamp()
         return max(0.0, moment - self._qemu_wall_start)
 
