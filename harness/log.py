@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("harness")
 
@@ -42,6 +43,18 @@ class SecretFilter(logging.Filter):
         return True
 
 
+class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at emit time (pytest swaps it per test; a held one gets closed)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def is_terminal() -> bool:
     return sys.stderr.isatty()
 
@@ -60,7 +73,7 @@ def setup(verbose: bool = False) -> None:
         rich_handler.setFormatter(logging.Formatter("%(message)s"))
         handler = rich_handler
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     handler.addFilter(SecretFilter())
     root.addHandler(handler)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -89,11 +89,19 @@ def load_stage(build: BuildFolder, stage: str) -> dict[str, Any] | None:
     return data
 
 
-def write_stage(build: BuildFolder, report: StageReport) -> dict[str, Any]:
-    """Write `<stage>.json`, then regenerate results.json, junit.xml and summary.md."""
-    data = report.to_json()
-    write_json_atomic(build.stage_file(report.stage), data)
-    merge(build)
+def write_stage(build: BuildFolder, report: StageReport,
+                amend: Callable[[BuildFolder, StageReport], None] | None = None) -> dict[str, Any]:
+    """Write `<stage>.json`, then regenerate results.json, junit.xml and summary.md.
+
+    Under the folder's lock, so concurrent stages (or two verify runs) never lose each other's
+    results; `amend` runs under the same lock, to fold in what the previous file holds.
+    """
+    with build.locked():
+        if amend is not None:
+            amend(build, report)
+        data = report.to_json()
+        write_json_atomic(build.stage_file(report.stage), data)
+        merge(build)
     return data
 
 

@@ -186,7 +186,8 @@ def guest_agent_setting(ctx: GuestContext) -> Record:
     name = "E1 ProvisionGuestAgent honoured"
     if ctx.platform != "azure" or ctx.agent != "waagent":
         return _record(name, None, f"{ctx.agent} on {ctx.platform}", "waagent on azure", "not applicable")
-    result = _sudo(ctx, "test -e /var/lib/waagent/disable_agents && echo disabled || echo enabled")
+    # waagent's marker is disable_agent (conf.get_disable_agent_file_path); its log names it on disabling.
+    result = _sudo(ctx, "test -e /var/lib/waagent/disable_agent && echo disabled || echo enabled")
     actual = result.stdout.strip()
     wanted = "enabled" if ctx.config.provision_guest_agent else "disabled"
     return _record(name, result.exit_code == 0 and actual == wanted, f"extension handling {actual}",

@@ -204,8 +204,7 @@ def verify(build: BuildFolder, options: VerifyOptions) -> StageReport:
                 boots[f"{request.firmware}-{request.platform}"] = info
         report.extra = {"accel": choice.accel, "accel_reason": choice.reason, "boots": boots,
                         "parallel_boots": workers}
-        keep_other_boots(build, report)
-        write_stage(build, report)
+        write_stage(build, report, amend=keep_other_boots)
     if not report.records:
         raise VerifyError("nothing was verified", "choose at least one firmware and platform")
     return report

@@ -60,6 +60,9 @@ def dnsmasq_argv(plan: NetworkPlan, workdir: Path) -> list[str]:
         f"--dhcp-option=option:domain-name,{DOMAIN}",
         f"--host-record={plan.hostname}.{DOMAIN},{plan.hostname},{plan.guest_ip}",
         f"--dhcp-leasefile={workdir / 'dnsmasq.leases'}",
+        # Its own pid file: the default /run/dnsmasq.pid is shared by every namespace (and by a host
+        # dnsmasq service), so two boots side by side would race for it.
+        f"--pid-file={workdir / 'dnsmasq.pid'}",
         f"--log-facility={workdir / 'dnsmasq.log'}", "--log-dhcp",
     ]
     if plan.azure_options:

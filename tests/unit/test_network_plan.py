@@ -23,6 +23,7 @@ def test_dnsmasq_sends_option_245_and_classless_routes() -> None:
             in argv)
     assert "--dhcp-host=52:54:00:12:34:56,10.0.0.4" in argv
     assert "--no-resolv" in argv and "--dhcp-leasefile=/w/dnsmasq.leases" in argv
+    assert "--pid-file=/w/dnsmasq.pid" in argv  # never the shared default, which parallel boots race for
 
 
 def test_nocloud_network_has_no_azure_options() -> None:
