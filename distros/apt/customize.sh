@@ -1,34 +1,19 @@
 # shellcheck shell=bash
 # apt family (Debian, Ubuntu): the functions the customization boot of a vendor image calls
-# (distros/common/main.sh). Packages already installed are left alone, so an image that has everything
-# needs no archive access.
+# (distros/common/main.sh), which only asks the package tool for what is missing or present.
 
 family_installed() {
   dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2> /dev/null | grep -q '^ii'
 }
 
-family_install_packages() {
-  local missing=() package
-  for package in "$@"; do
-    family_installed "$package" || missing+=("$package")
-  done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}"
-  fi
+family_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold "$@"
 }
 
-family_remove_packages() {
-  local present=() package
-  for package in "$@"; do
-    if family_installed "$package"; then
-      present+=("$package")
-    fi
-  done
-  if [ "${#present[@]}" -gt 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get purge -y "${present[@]}"
-  fi
+family_remove() {
+  DEBIAN_FRONTEND=noninteractive apt-get purge -y "$@"
 }
 
 family_regenerate_initramfs() {

@@ -14,6 +14,30 @@ harness_digest() {
   cat "$@" 2> /dev/null | cksum
 }
 
+# Installs what is missing and removes what is present, so an image that has everything needs no
+# archive access; the family's functions only run its package tool.
+harness_install_missing() {
+  local missing=() package
+  for package in "$@"; do
+    family_installed "$package" || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    family_install "${missing[@]}"
+  fi
+}
+
+harness_remove_present() {
+  local present=() package
+  for package in "$@"; do
+    if family_installed "$package"; then
+      present+=("$package")
+    fi
+  done
+  if [ "${#present[@]}" -gt 0 ]; then
+    family_remove "${present[@]}"
+  fi
+}
+
 harness_remove_swap() {
   swapoff -a || true
   if [ -f /etc/fstab ]; then
@@ -45,8 +69,8 @@ harness_customize() {
   harness_log "packages"
   # the boot has no route out: package tools reach their mirrors through the harness's proxy
   export http_proxy="$HARNESS_PROXY" https_proxy="$HARNESS_PROXY" HTTP_PROXY="$HARNESS_PROXY" HTTPS_PROXY="$HARNESS_PROXY"
-  family_remove_packages "${HARNESS_REMOVE_PACKAGES[@]}"
-  family_install_packages "${HARNESS_PACKAGES[@]}"
+  harness_remove_present "${HARNESS_REMOVE_PACKAGES[@]}"
+  harness_install_missing "${HARNESS_PACKAGES[@]}"
   harness_log "declared settings"
   harness_apply_settings
   harness_remove_swap

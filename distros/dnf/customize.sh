@@ -6,26 +6,12 @@ family_installed() {
   rpm -q "$1" > /dev/null 2>&1
 }
 
-family_install_packages() {
-  local missing=() package
-  for package in "$@"; do
-    family_installed "$package" || missing+=("$package")
-  done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    dnf -y install --setopt=install_weak_deps=False "${missing[@]}"
-  fi
+family_install() {
+  dnf -y install --setopt=install_weak_deps=False "$@"
 }
 
-family_remove_packages() {
-  local present=() package
-  for package in "$@"; do
-    if family_installed "$package"; then
-      present+=("$package")
-    fi
-  done
-  if [ "${#present[@]}" -gt 0 ]; then
-    dnf -y remove "${present[@]}"
-  fi
+family_remove() {
+  dnf -y remove "$@"
 }
 
 family_regenerate_initramfs() {

@@ -6,26 +6,12 @@ family_installed() {
   rpm -q "$1" > /dev/null 2>&1
 }
 
-family_install_packages() {
-  local missing=() package
-  for package in "$@"; do
-    family_installed "$package" || missing+=("$package")
-  done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    zypper --non-interactive install --no-recommends "${missing[@]}"
-  fi
+family_install() {
+  zypper --non-interactive install --no-recommends "$@"
 }
 
-family_remove_packages() {
-  local present=() package
-  for package in "$@"; do
-    if family_installed "$package"; then
-      present+=("$package")
-    fi
-  done
-  if [ "${#present[@]}" -gt 0 ]; then
-    zypper --non-interactive remove "${present[@]}"
-  fi
+family_remove() {
+  zypper --non-interactive remove "$@"
 }
 
 family_regenerate_initramfs() {

@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes import serve_on_loopback, shut_down
+
 # What azure-mgmt-compute 39 sends (operations/_operations.py) plus a few older versions the service still serves.
 API_VERSIONS: dict[str, frozenset[str]] = {
     "galleries": frozenset({"2026-03-03", "2025-03-03", "2024-03-03", "2023-07-03", "2022-03-03"}),
@@ -101,16 +103,12 @@ class FakeArm:
         class Handler(_Handler):
             owner = fake
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, name="fake-arm", daemon=True).start()
+        self.server = serve_on_loopback(Handler, "fake-arm")
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        shut_down(self.server)
+        self.server = None
 
     # -- the resource model ------------------------------------------------------------------------
 

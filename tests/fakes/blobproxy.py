@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes import serve_on_loopback, shut_down
+
 MAX_PUT_PAGE = 4 * 1024 * 1024
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 
@@ -100,16 +102,12 @@ class BlobProxy:
         class Handler(_Handler):
             owner = proxy
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, name="blob-proxy", daemon=True).start()
+        self.server = serve_on_loopback(Handler, "blob-proxy")
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        shut_down(self.server)
+        self.server = None
 
 
 @contextmanager

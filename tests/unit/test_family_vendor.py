@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import recipe
+from harness import recipe, run
 from harness.build import customize, fetch, vendor
 from harness.build.context import BuildOptions
 from harness.build.families import APT, DNF
@@ -132,3 +132,21 @@ def test_failed_customization_and_missing_facts_are_errors(tmp_path: Path) -> No
     blank.write_bytes(bytes(1024 * 1024))
     with pytest.raises(BuildError, match="wrote no"):
         customize.read_facts(blank)
+
+
+def test_customization_asks_the_package_tool_only_for_what_is_missing_or_present(tmp_path: Path) -> None:
+    """main.sh picks the packages; a family's family_install/family_remove only run its tool."""
+    library = customize.snippet("common/main.sh").rsplit("harness_main", 1)[0]
+    script = tmp_path / "t.sh"
+    script.write_text("set -euo pipefail\n" + library + """
+family_installed() { case "$1" in waagent|hyperv-daemons) return 0 ;; *) return 1 ;; esac; }
+family_install() { echo "install $*"; }
+family_remove() { echo "remove $*"; }
+harness_install_missing cloud-init waagent gdisk
+harness_remove_present hyperv-daemons swapspace
+harness_install_missing waagent
+harness_remove_present swapspace
+""")
+    result = run.run(["bash", str(script)], check=False)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines() == ["install cloud-init gdisk", "remove hyperv-daemons"]
