@@ -12,10 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+from harness import log
+
 HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> int:
+    log.setup()  # the harness's progress lines, secrets masked, third-party noise off
     names = argv or sorted(p.stem for p in HERE.glob("*_bench.py"))
     results: dict[str, object] = {}
     failed = False

@@ -80,9 +80,6 @@ def setup(verbose: bool = False) -> None:
     root.setLevel(level)
     for noisy in ("azure", "urllib3", "hpack"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # paramiko logs every refused connection while sshd starts as an ERROR with a traceback; the
-    # harness retries and reports a real failure itself.
-    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 @dataclass

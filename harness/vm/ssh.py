@@ -15,6 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness.errors import VerifyError
 
 log = logging.getLogger(__name__)
+# paramiko's transport thread logs every reset connection while the guest's sshd starts as an ERROR with a
+# traceback; the harness retries and reports a real failure itself. Set here, not only by the CLI's log
+# setup, so library users (the pytest plugin, benchmarks) get the same quiet console.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
