@@ -143,7 +143,7 @@ def boot_and_check(request: BootRequest, recipe: recipe_mod.Recipe, host_keys: l
                 kernel_cmdline=tuple(manifest.get("kernel_cmdline", [])), serial_log=session.vm.serial(),
                 overlay_size_bytes=session.overlay_size_bytes, host_key_fingerprint=fingerprint(
                     guest.host_key.asbytes()), image_host_keys=host_keys, ready_request=ready_request,
-                guest_ip=GUEST_IP)
+                guest_ip=GUEST_IP, accel=request.accel.accel)
             records = guest_checks.run_all(ctx, request.firmware, request.platform)
             collect_guest_logs(guest, session.evidence)
             if request.platform == "azure":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from harness.checks import offline_agent, offline_boot, offline_config, offline_disk, offline_hygiene
+from harness.checks import guest, offline_agent, offline_boot, offline_config, offline_disk, offline_hygiene
 from harness.checks.diskread import MIB, PartitionEntry, PartitionTable
 from harness.checks.grubimage import EarlyConfig
 from harness.checks.image import BIOS_BOOT_GUID, ESP_GUID, LINUX_FS_GUID
@@ -334,3 +336,37 @@ def test_selftest_names_and_result() -> None:
     assert tests["Bash History"]["TestID"] == "48" and tests["Bash History"]["ActualValue"] == "No file Exist"
     assert "TestID" not in tests["D2 no SSH host keys"]
     assert {t["Result"] for t in data["Tests"]} <= {PASSED, WARNING, FAILED}
+
+
+# -- B2: the serial console (an excerpt of a real TCG boot on a loaded host) ---------------------------
+STALL = """[   95.977984] rcu: INFO: rcu_preempt self-detected stall on CPU
+[   95.981803] rcu: \t0-....: (1 GPs behind) idle=1a2c/1/0x4000000000000000 softirq=9104/9105 fqs=1098
+[   96.013790] CPU: 0 PID: 296 Comm: (udev-worker) Not tainted 6.1.0-56-cloud-amd64 #1  Debian 6.1.192-2
+[   96.017783] RIP: 0010:clear_page_erms+0x7/0x10
+[   96.017783] Call Trace:
+[   96.017783]  <TASK>
+[   96.017783]  __alloc_pages_bulk+0x49f/0x680
+[   96.017783]  </TASK>
+"""
+OOPS = """[   12.000000] BUG: kernel NULL pointer dereference, address: 0000000000000008
+[   12.000001] Oops: 0000 [#1] PREEMPT SMP NOPTI
+[   12.000002] Call Trace:
+"""
+
+
+def test_console_stall_trace_belongs_to_the_stall_and_a_real_oops_does_not() -> None:
+    assert guest.console_problems("[    1.0] Linux version 6.1\n") == ([], [])
+    hard, stalls = guest.console_problems(STALL)
+    assert hard == [] and stalls == ["[   95.977984] rcu: INFO: rcu_preempt self-detected stall on CPU"]
+    hard, stalls = guest.console_problems(STALL + "\n" * 100 + OOPS)
+    assert hard == ["BUG: ", "Call Trace:", "Oops:"] and len(stalls) == 1
+    assert guest.console_problems(OOPS)[0] == ["BUG: ", "Call Trace:", "Oops:"]
+
+
+def test_console_stall_is_a_warning_under_tcg_and_a_failure_under_kvm() -> None:
+    def verdict(log: str, accel: str) -> str:
+        return guest.console_clean(SimpleNamespace(serial_log=log, accel=accel)).result  # type: ignore[arg-type]
+
+    assert verdict(STALL, "tcg") == WARNING and verdict(STALL, "kvm") == FAILED
+    assert verdict(STALL + OOPS, "tcg") == FAILED
+    assert verdict("clean boot\n", "tcg") == PASSED
