@@ -3,11 +3,15 @@
 Each boot: a fresh overlay of the built debian-12 image on the fake Azure platform, timed from
 QEMU's start to the agent's accepted Ready report (plus first console byte, first IMDS request
 and SSH). Targets on TCG: cloud-init <= 35 s, waagent <= 60 s.
+
+Emulated boots on a shared 2-core host vary by +-20 % from run to run, so each boot is repeated
+(BOOT_BENCH_RUNS, default 3) and the median Ready is the figure; every run's timings are kept.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 from pathlib import Path
 
 from harness import recipe
@@ -35,10 +39,15 @@ def boot(folder_path: Path, firmware: str) -> dict[str, object]:
 
 def run() -> dict[str, object]:
     os.environ.setdefault("HARNESS_BUILDS", str(Path(__file__).resolve().parents[1] / ".test-builds"))
+    runs = int(os.environ.get("BOOT_BENCH_RUNS", "3"))
     results: dict[str, object] = {}
     for agent in ("cloud-init", "waagent"):
         folder = build(recipe.load("debian-12"), BuildOptions(agent=agent, disk_size_mib=DISK_MIB)).folder
         for firmware in ("bios", "uefi"):
-            results[f"{agent}-{firmware}"] = boot(folder.path, firmware)
+            boots = [boot(folder.path, firmware) for _ in range(runs)]
+            ready = [r for r in (b.get("ready_s") for b in boots) if isinstance(r, float)]
+            results[f"{agent}-{firmware}"] = {
+                "median_ready_s": round(statistics.median(ready), 1) if ready else None,
+                "ready_s": ready, "runs": boots}
     results["targets_ready_s"] = {"cloud-init": 35, "waagent": 60}
     return results

@@ -17,6 +17,16 @@ from harness import log
 HERE = Path(__file__).resolve().parent
 
 
+def host_speed_s() -> float:
+    """Seconds for a fixed pure-Python loop on one host core: the same benchmark on a shared or throttled host
+    can take far longer, and this figure, taken before and after each benchmark, shows when that happened."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.perf_counter() - start, 2)
+
+
 def main(argv: list[str]) -> int:
     log.setup()  # the harness's progress lines, secrets masked, third-party noise off
     names = argv or sorted(p.stem for p in HERE.glob("*_bench.py"))
@@ -25,6 +35,7 @@ def main(argv: list[str]) -> int:
     for name in names:
         module = importlib.import_module(f"bench.{name}")
         print(f"== {name}", flush=True)
+        speed_before = host_speed_s()
         start = time.monotonic()
         try:
             figures = module.run()
@@ -32,6 +43,7 @@ def main(argv: list[str]) -> int:
             failed = True
             figures = {"error": f"{type(exc).__name__}: {exc}"}
         figures["wall_s"] = round(time.monotonic() - start, 1)
+        figures["host_loop_s"] = {"before": speed_before, "after": host_speed_s()}
         results[name] = figures
         print(json.dumps(figures, indent=2), flush=True)
     out = HERE / "results"

@@ -6,8 +6,11 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from harness import __version__
 from harness.errors import HarnessError
@@ -44,6 +47,26 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM (a CI job's timeout, `kill`, systemd) stops the command like Ctrl-C: the stack unwinds, so QEMU,
+    dnsmasq, the fake platform and the network namespace are stopped and evidence is kept. A second SIGTERM
+    during that clean-up is ignored rather than cutting it short."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (main() called from a test's thread): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
@@ -51,15 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.builds_dir:
         os.environ["HARNESS_BUILDS"] = args.builds_dir
     try:
-        code: int = args.func(args)
+        with sigterm_unwinds():
+            code: int = args.func(args)
         return code
     except HarnessError as exc:
         print(f"error: {mask_secrets(exc.message)}", file=sys.stderr)
         if exc.hint:
             print(f"  hint: {mask_secrets(exc.hint)}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

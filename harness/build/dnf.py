@@ -10,21 +10,16 @@ per-build link under /tmp to the harness cache: the stray file lands in the imag
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
-from harness import run
 from harness.build import grub, rpm
 from harness.build.context import BuildContext
 from harness.build.families import DNF
 from harness.build.packages import package_set
-from harness.errors import CommandError
-from harness.progress import LineProgress
 
 log = logging.getLogger(__name__)
 
-BOOTSTRAP_TIMEOUT_S = 3600
 DNF_CONF = """[main]
 gpgcheck=1
 installonly_limit=3
@@ -81,28 +76,8 @@ def bootstrap(ctx: BuildContext) -> None:
     rpm.write_host_files(config_files(ctx))
     config_paths(ctx)["vars"].mkdir(parents=True, exist_ok=True)
     rpm.write_files(ctx.rootfs, rpm.preinstall_files(ctx, DNF))
-    cache, link = host_cache(ctx), cache_link(ctx)
-    cache.mkdir(parents=True, exist_ok=True)
-    link.unlink(missing_ok=True)
-    link.symlink_to(cache)
-    try:
-        _install(ctx)
-    finally:
-        link.unlink()
-        stray = ctx.rootfs / str(link).lstrip("/")
-        if stray.exists():
-            shutil.rmtree(stray)
+    with rpm.cache_link(ctx, host_cache(ctx), cache_link(ctx)):
+        rpm.transaction(ctx, dnf_argv(ctx))
     version = grub.kernel_version(ctx.rootfs, DNF)
     rpm.initramfs_gate(ctx, DNF, version)
     ctx.packages = rpm.installed_packages(ctx.rootfs, DNF)
-
-
-def _install(ctx: BuildContext) -> None:
-    log_path = ctx.work_dir / "bootstrap.log"
-    with LineProgress("bootstrap", total_hint=0) as progress:
-        try:
-            run.stream(dnf_argv(ctx), on_line=rpm.progress_feeder(progress), env=rpm.rpm_env(rpm.rpm_home_path(ctx)),
-                       timeout_s=BOOTSTRAP_TIMEOUT_S, log_path=log_path,
-                       hint=f"see {log_path}; check the package names and repositories in the recipe")
-        except CommandError as exc:
-            raise rpm.explain(exc, ctx) from exc

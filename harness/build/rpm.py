@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness import run
@@ -167,3 +169,34 @@ def probe_repositories(ctx: BuildContext) -> dict[str, str]:
     for repo in recipe.source.repositories:
         fetch.probe(expand(repo.url, recipe.release), f"recipe {recipe.name} (repository {repo.id})")
     return {repo.id: repository_digest(repo, recipe.release) for repo in recipe.source.repositories}
+
+
+BOOTSTRAP_TIMEOUT_S = 3600
+
+
+@contextmanager
+def cache_link(ctx: BuildContext, cache: Path, link: Path) -> Iterator[None]:
+    """`link` points at the harness cache `cache` for one transaction. The tool also writes through the same path
+    prefixed with the root, so the copy it leaves under ctx.rootfs is removed with the link."""
+    cache.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(cache)
+    try:
+        yield
+    finally:
+        link.unlink()
+        stray = ctx.rootfs / str(link).lstrip("/")
+        if stray.exists():
+            shutil.rmtree(stray)
+
+
+def transaction(ctx: BuildContext, argv: list[str]) -> None:
+    """Run the package tool's install with progress lines, its output in bootstrap.log, errors explained."""
+    log_path = ctx.work_dir / "bootstrap.log"
+    with LineProgress("bootstrap", total_hint=0) as progress:
+        try:
+            run.stream(argv, on_line=progress_feeder(progress), env=rpm_env(rpm_home_path(ctx)),
+                       timeout_s=BOOTSTRAP_TIMEOUT_S, log_path=log_path,
+                       hint=f"see {log_path}; check the package names and repositories in the recipe")
+        except CommandError as exc:
+            raise explain(exc, ctx) from exc

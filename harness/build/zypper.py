@@ -21,12 +21,10 @@ from harness.build import grub, rpm
 from harness.build.context import BuildContext
 from harness.build.families import ZYPPER, Family
 from harness.build.packages import package_set
-from harness.errors import BuildError, CommandError
-from harness.progress import LineProgress
+from harness.errors import BuildError
 
 log = logging.getLogger(__name__)
 
-BOOTSTRAP_TIMEOUT_S = 3600
 HANDOVER_DIR = "var/tmp/harness-rpmdb"
 SUSE_KEYS = "usr/lib/rpm/gnupg/keys"
 REPO_EXTRA = {"type": "rpm-md", "autorefresh": "1", "keeppackages": "1"}
@@ -123,35 +121,10 @@ def install(ctx: BuildContext) -> None:
     """zypper's transaction into ctx.rootfs, then the package list (read while the database is the host's)."""
     rpm.write_host_files(config_files(ctx))
     rpm.write_files(ctx.rootfs, rpm.preinstall_files(ctx, ZYPPER))
-    solv, link = config_paths(ctx)["cache"] / "solv", solv_link(ctx)
-    solv.mkdir(parents=True, exist_ok=True)
-    link.unlink(missing_ok=True)
-    link.symlink_to(solv)
-    try:
-        _transaction(ctx)
-    finally:
-        link.unlink()
-        _remove_strays(ctx)
+    with rpm.cache_link(ctx, config_paths(ctx)["cache"] / "solv", solv_link(ctx)):
+        rpm.transaction(ctx, zypper_argv(ctx))
+    (ctx.rootfs / "run/zypp.pid").unlink(missing_ok=True)  # zypper's pid file; /run is a tmpfs in the guest
     ctx.packages = rpm.installed_packages(ctx.rootfs, ZYPPER)
-
-
-def _transaction(ctx: BuildContext) -> None:
-    log_path = ctx.work_dir / "bootstrap.log"
-    with LineProgress("bootstrap", total_hint=0) as progress:
-        try:
-            run.stream(zypper_argv(ctx), on_line=rpm.progress_feeder(progress),
-                       env=rpm.rpm_env(rpm.rpm_home_path(ctx)), timeout_s=BOOTSTRAP_TIMEOUT_S, log_path=log_path,
-                       hint=f"see {log_path}; check the package names and repositories in the recipe")
-        except CommandError as exc:
-            raise rpm.explain(exc, ctx) from exc
-
-
-def _remove_strays(ctx: BuildContext) -> None:
-    """The solv cache copy under <root>/tmp and zypper's pid file in <root>/run (a tmpfs in the guest)."""
-    stray = ctx.rootfs / str(solv_link(ctx)).lstrip("/")
-    if stray.exists():
-        shutil.rmtree(stray)
-    (ctx.rootfs / "run/zypp.pid").unlink(missing_ok=True)
 
 
 def bootstrap(ctx: BuildContext) -> None:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     build = resolve(args.build)
     accel = choose_accel(build, args.accel)
     request = BootRequest(build=build, firmware=args.firmware, platform=args.platform, accel=accel,
-                          keep="always", faults=tuple(args.fault), timeout_s=args.timeout_s or 600.0)
+                          keep=args.keep, faults=tuple(args.fault), timeout_s=args.timeout_s or 600.0)
     session = BootSession(request)
     with session:
         assert session.vm is not None

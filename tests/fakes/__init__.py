@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,3 +19,15 @@ def shut_down(server: ThreadingHTTPServer | None) -> None:
     if server is not None:
         server.shutdown()
         server.server_close()
+
+
+def http_call(address: tuple[str, int], method: str, path: str, headers: dict[str, str] | None = None,
+              body: bytes | None = None, *, timeout_s: float = 10) -> tuple[int, bytes]:
+    """One plain HTTP request to a local server: (status, body)."""
+    connection = http.client.HTTPConnection(*address, timeout=timeout_s)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()

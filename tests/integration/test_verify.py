@@ -7,6 +7,10 @@ per firmware (DESIGN test budget). Negative tests use short timeouts and must fa
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -133,6 +137,72 @@ def test_imds_header_the_guest_does_not_send_fails_fast(negative_reports: dict[s
     failed = _failed(report)
     assert failed and "IMDS answered all" in failed[0].message and "X-Harness" in failed[0].message
     assert elapsed < 600
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every live process below pid (pid -> command name), read from /proc."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if rest[0] == "Z":
+            continue
+        names[int(entry.name)] = name
+        children.setdefault(int(rest[1]), []).append(int(entry.name))
+    found: dict[int, str] = {}
+    stack = list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        found[child] = names[child]
+        stack += children.get(child, [])
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return not Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def test_sigterm_stops_the_vm_and_the_fake_platform(debian12_build: BuildFolder) -> None:
+    """SIGTERM (a CI job's timeout, `kill`) stops `harness boot` like Ctrl-C: QEMU, dnsmasq and the platform daemon
+    are stopped, the request log printed, and the scratch folder removed as --keep never asks."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "boot", str(debian12_build.path),
+                             "--console", "file", "--keep", "never"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        below: dict[int, str] = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            below = _descendants(proc.pid)
+            if any(name.startswith("qemu-system") for name in below.values()):
+                break
+            time.sleep(0.5)
+        assert any(name.startswith("qemu-system") for name in below.values()), f"QEMU never started: {below}"
+        assert any(name == "dnsmasq" for name in below.values()), below
+        time.sleep(3)  # let the guest run a little
+        below = _descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    left = {pid: name for pid, name in below.items() if _alive(pid)}
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"left running after SIGTERM: {left}"
+    assert proc.returncode == 0, err
+    assert "stopping the VM" in err and "platform request log:" in err
+    scratch = next(line for line in err.splitlines() if "ssh -i " in line).split("ssh -i ")[1].split("/id_")[0]
+    assert not Path(scratch).exists(), f"scratch folder left: {scratch}"
 
 
 def test_unknown_build_is_a_one_line_error() -> None:

@@ -3,7 +3,6 @@ WireServer check-in afterburn makes (reference azure-platform.md §1.5, §2.3, �
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import urllib.parse
@@ -14,6 +13,7 @@ import pycdlib
 from harness.platform.config import MARKER_PATH, PlatformConfig
 from harness.platform.ovf import for_agent, ovf_env_xml, provisioning_media
 from harness.platform.servers import LOOPBACK_BINDS, FakeAzure
+from tests.fakes import http_call
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake fake@host"
 # afterburn's Azure provider (coreos/afterburn src/providers/microsoft/azure): agent name and protocol version
@@ -64,14 +64,7 @@ def test_cloud_init_keeps_its_iso_disc_and_marker_cloud_config(tmp_path: Path) -
 
 def _call(fake: FakeAzure, method: str, path: str, body: bytes | None = None,
           headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    host, port = fake.addresses["wireserver"]
-    connection = http.client.HTTPConnection(host, port, timeout=5)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    return http_call(fake.addresses["wireserver"], method, path, headers, body, timeout_s=5)
 
 
 def test_afterburn_check_in_is_a_ready_report() -> None:

@@ -18,6 +18,7 @@ from harness.platform.config import PlatformConfig
 from harness.platform.faults import FaultSet
 from harness.platform.requestlog import BODY_LOG_LIMIT
 from harness.platform.servers import LOOPBACK_BINDS, FakeAzure, parse_bind
+from tests.fakes import http_call
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake fake@host"
 PASSWORD = "Sup3r-S3cret!"
@@ -30,13 +31,7 @@ def _config() -> PlatformConfig:
 
 def call(address: tuple[str, int], method: str, path: str, headers: dict[str, str] | None = None,
          body: bytes | None = None) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection(*address, timeout=10)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    return http_call(address, method, path, headers, body)
 
 
 def ready_body(config: PlatformConfig, state: str = "Ready", details: str = "") -> bytes:

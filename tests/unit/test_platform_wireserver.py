@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import threading
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from harness.platform.config import PlatformConfig
 from harness.platform.servers import LOOPBACK_BINDS, FakeAzure
+from tests.fakes import http_call
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake fake@host"
 AGENT_HEADERS = {"x-ms-agent-name": "WALinuxAgent", "x-ms-version": "2012-11-30"}
@@ -56,14 +56,7 @@ def platform() -> Iterator[FakeAzure]:
 
 def call(platform: FakeAzure, server: str, method: str, path: str, headers: dict[str, str] | None = None,
          *, body: bytes | None = None) -> tuple[int, bytes]:
-    host, port = platform.addresses[server]
-    connection = http.client.HTTPConnection(host, port, timeout=5)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    return http_call(platform.addresses[server], method, path, headers, body, timeout_s=5)
 
 
 def health_body(platform: FakeAzure, state: str, details: str = "", template: str = CLOUD_INIT_HEALTH) -> bytes:
