@@ -52,9 +52,7 @@ class VMSpec:
 def machine_args(spec: VMSpec) -> list[str]:
     machine = "pc" if spec.firmware == "bios" else "q35"
     args = ["-machine", f"{machine},accel={spec.accel}"]
-    # TCG: QEMU's "max" model, less SVM. Azure's AMD sizes expose no virtualization extensions, and
-    # with SVM a guest's udev loads kvm_amd, about 1.5 s of emulated CPU in the middle of provisioning.
-    cpu = "host" if spec.accel == "kvm" else "max,-svm"
+    cpu = "host" if spec.accel == "kvm" else "max"
     if spec.hide_hypervisor:
         # Azure's Hyper-V identity for systemd-detect-virt needs the CPUID hypervisor bit hidden
         # (reference/azure-platform.md, observed on Debian 12); the DMI strings do the rest.

@@ -19,7 +19,7 @@ def test_bios_argv_exact() -> None:
                   nic=Nic("tap0", "52:54:00:12:34:56"), smbios=("-uuid", "u"), hide_hypervisor=True, **BASE)
     assert build_argv(spec) == [
         "qemu-system-x86_64", "-name", "t", "-nodefaults", "-no-user-config",
-        "-machine", "pc,accel=tcg", "-cpu", "max,-svm,-hypervisor", "-smp", "2", "-m", "1024",
+        "-machine", "pc,accel=tcg", "-cpu", "max,-hypervisor", "-smp", "2", "-m", "1024",
         "-display", "none", "-vga", "std",
         "-chardev", "file,id=serial0,path=/e/serial.log", "-serial", "chardev:serial0",
         "-qmp", "unix:/s/qmp.sock,server=on,wait=off",
