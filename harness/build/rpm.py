@@ -27,6 +27,7 @@ from harness.progress import LineProgress
 from harness.recipe import Repository
 
 ARCH = "x86_64"
+BOOTSTRAP_TIMEOUT_S = 3600
 REPO_FILE = "harness.repo"
 
 
@@ -170,8 +171,6 @@ def probe_repositories(ctx: BuildContext) -> dict[str, str]:
         fetch.probe(expand(repo.url, recipe.release), f"recipe {recipe.name} (repository {repo.id})")
     return {repo.id: repository_digest(repo, recipe.release) for repo in recipe.source.repositories}
 
-
-BOOTSTRAP_TIMEOUT_S = 3600
 
 
 @contextmanager

@@ -139,10 +139,9 @@ def test_imds_header_the_guest_does_not_send_fails_fast(negative_reports: dict[s
     assert elapsed < 600
 
 
-def _descendants(pid: int) -> dict[int, str]:
-    """Every live process below pid (pid -> command name), read from /proc."""
-    children: dict[int, list[int]] = {}
-    names: dict[int, str] = {}
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every live (not zombie) process: pid -> (parent pid, command name), read from /proc."""
+    found: dict[int, tuple[int, str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -151,24 +150,24 @@ def _descendants(pid: int) -> dict[int, str]:
         except OSError:
             continue
         name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        if rest[0] == "Z":
-            continue
-        names[int(entry.name)] = name
-        children.setdefault(int(rest[1]), []).append(int(entry.name))
+        if rest[0] != "Z":
+            found[int(entry.name)] = (int(rest[1]), name)
+    return found
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every live process below pid (pid -> command name)."""
+    children: dict[int, list[int]] = {}
+    processes = _processes()
+    for child, (parent, _) in processes.items():
+        children.setdefault(parent, []).append(child)
     found: dict[int, str] = {}
     stack = list(children.get(pid, []))
     while stack:
         child = stack.pop()
-        found[child] = names[child]
+        found[child] = processes[child][1]
         stack += children.get(child, [])
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return not Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return False
 
 
 def test_sigterm_stops_the_vm_and_the_fake_platform(debian12_build: BuildFolder) -> None:
@@ -195,7 +194,8 @@ def test_sigterm_stops_the_vm_and_the_fake_platform(debian12_build: BuildFolder)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    left = {pid: name for pid, name in below.items() if _alive(pid)}
+    alive = _processes()
+    left = {pid: name for pid, name in below.items() if pid in alive}
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"left running after SIGTERM: {left}"
