@@ -172,7 +172,6 @@ def probe_repositories(ctx: BuildContext) -> dict[str, str]:
     return {repo.id: repository_digest(repo, recipe.release) for repo in recipe.source.repositories}
 
 
-
 @contextmanager
 def cache_link(ctx: BuildContext, cache: Path, link: Path) -> Iterator[None]:
     """`link` points at the harness cache `cache` for one transaction. The tool also writes through the same path
