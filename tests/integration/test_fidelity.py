@@ -5,6 +5,7 @@ a NoCloud seed."""
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -86,6 +87,9 @@ def test_waagent_protocol_sequence_through_wireserver_and_hostgaplugin(
     statuses = [e for e in events if e["kind"] == "status"]
     assert statuses and statuses[-1]["agent_status"] == "Ready"
     assert ("hostgaplugin", "versions") in answered or ("hostgaplugin", "status") in answered
+    # Debian's agent unit and the chain it waited for, as the guest's systemd saw it
+    analyze = (evidence / "systemd-analyze.txt").read_text()
+    assert re.search(r"^walinuxagent\.service [@+]", analyze, re.M), analyze[-1500:]
 
 
 def test_transient_faults_are_survived_and_counted(waagent_reports: dict[str, StageReport]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,6 +72,9 @@ def test_evidence_timings_and_untouched_disk(fixture: str, request: pytest.Fixtu
         requests = [json.loads(line) for line in (evidence / "platform-requests.jsonl").read_text().splitlines()]
         ready = [r for r in requests if "<State>Ready</State>" in r.get("body", "")]
         assert ready and ready[0]["client"].startswith("10.0.0.4")
+        if fixture == "debian12_verified":  # the unit chain cloud-init's Ready waited for (checked on Debian 12)
+            analyze = (evidence / "systemd-analyze.txt").read_text()
+            assert re.search(r"^cloud-init-local\.service [@+]", analyze, re.M), analyze[-1500:]
     stage_file = json.loads(folder.stage_file("verify").read_text())
     assert stage_file["passed"] and stage_file["content_digest"] == manifest["content_digest"]
     assert (folder.path / "results.json").exists() and (folder.path / "junit.xml").exists()
