@@ -1,12 +1,15 @@
 """Accelerator auto-probe: try KVM with a short bounded boot, fall back to TCG; cached per host.
 
-On some hosts /dev/kvm exists yet a stock kernel never prints a line under it (nested
-virtualization without the features it needs). The probe boots the image's own kernel directly
-with a command line that makes it panic at once (no root file system) and `-no-reboot`: under a
-working KVM QEMU exits within seconds with the panic on the serial port; otherwise the probe is
-killed at its timeout. A failed probe costs its full timeout, so the result is cached per host
-(host kernel, QEMU version) in the cache folder. The probe is not verification: verification
-always boots the disk through its own firmware and bootloader.
+On some hosts /dev/kvm exists yet a stock kernel never prints a line under it: nested
+virtualization without the features it needs, or a /dev/kvm served by PVM (the `kvm_pvm` module,
+pagetable-based virtualization for hosts without hardware virtualization), which runs only guest
+kernels built for PVM, and no distro image ships one. A failed probe names PVM when it is loaded.
+
+The probe boots the image's own kernel directly with a command line that makes it panic at once (no
+root file system) and `-no-reboot`: under a working KVM QEMU exits within seconds with the panic on
+the serial port; otherwise the probe is killed at its timeout. A failed probe costs its full
+timeout, so the result is cached per host (host kernel, QEMU version) in the cache folder. The probe
+is not verification: verification always boots the disk through its own firmware and bootloader.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from harness.errors import CommandError, CommandTimeoutError
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 12.0
+SYS_MODULE = Path("/sys/module")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,14 @@ def _store(key: str, choice: AccelChoice) -> None:
     os.replace(tmp, path)
 
 
+def kvm_provider_hint(sys_module: Path | None = None) -> str:
+    """Why a stock kernel may not run under this host's /dev/kvm, when the host says so."""
+    if ((sys_module or SYS_MODULE) / "kvm_pvm").is_dir():
+        return ("; this host's /dev/kvm is PVM (module kvm_pvm), which runs only PVM-enabled guest "
+                "kernels, so images are verified under TCG here")
+    return ""
+
+
 def probe_kvm(kernel: Path, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
     """Boot `kernel` under KVM to an immediate panic; True if it got there in time."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -104,6 +116,8 @@ def choose(kernel: Path | None, requested: str = "auto") -> AccelChoice:
     if kernel is None:
         return AccelChoice("tcg", "no kernel available to probe KVM with")
     ok, reason = probe_kvm(kernel)
+    if not ok:
+        reason += kvm_provider_hint()
     choice = AccelChoice("kvm" if ok else "tcg", reason, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     _store(key, choice)
     log.info("accel: %s (%s)", choice.accel, reason)
