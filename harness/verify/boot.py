@@ -44,6 +44,9 @@ GROW_BYTES = 1024 * 1024 * 1024  # the overlay is 1 GiB larger than the disk: gr
 # the network is up, which can be minutes later on a loaded TCG host.
 SILENT_AGENT_GRACE_S = {"cloud-init": 60.0, "waagent": 300.0}
 PERMANENT_FAULT_HITS = 20
+# A Linux kernel's first console line: with earlyprintk=ttyS0 (an Azure kernel parameter) it appears as soon
+# as the kernel runs, so its arrival ends the firmware + bootloader part of a boot.
+KERNEL_BANNER = "Linux version "
 # The boot has finished: a login prompt, or systemd's multi-user target / runlevel record on the console
 # (the prompt itself may never come when services it is ordered after failed).
 BOOT_FINISHED_RE = re.compile(r"^\S+ login: |Reached target .*Multi-User System|Record Runlevel Change in UTMP", re.M)
@@ -69,6 +72,7 @@ class BootTimings:
     """Seconds since QEMU started."""
 
     first_serial_s: float | None = None
+    kernel_s: float | None = None  # the kernel's banner on the console: firmware and bootloader are done
     imds_first_s: float | None = None
     goalstate_first_s: float | None = None
     ready_s: float | None = None
@@ -216,8 +220,14 @@ class BootSession:
 
     # -- waiting -----------------------------------------------------------------------------
     def _note_serial(self) -> None:
-        if self.timings.first_serial_s is None and self.vm is not None and self.vm.serial():
-            self.timings.first_serial_s = self.vm.elapsed()
+        timings = self.timings
+        if self.vm is None or timings.kernel_s is not None:
+            return
+        text, now = self.vm.serial(), self.vm.elapsed()
+        if text and timings.first_serial_s is None:
+            timings.first_serial_s = now
+        if KERNEL_BANNER in text:
+            timings.kernel_s = now
 
     def _platform_t(self, wall_time: str | None) -> float | None:
         if not wall_time:
