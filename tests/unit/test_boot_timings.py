@@ -29,7 +29,7 @@ def test_firmware_output_then_kernel_banner() -> None:
     console.text, console.now = "SeaBIOS (version 1.16.2-debian-1.16.2-1)\r\n  Booting `Debian GNU/Linux'\r\n", 0.6
     session._note_serial()
     assert (session.timings.first_serial_s, session.timings.kernel_s) == (0.6, None)
-    console.text += "[    0.000000] Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org)\r\n"
+    console.text += "[    0.000000] Linux version 6.1.0-56-cloud-amd64 (gcc-12 (Debian 12.2.0-14))\r\n"
     console.now = 7.2
     session._note_serial()
     console.now = 30.0
