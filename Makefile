@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit nightly bench run clean
+.PHONY: setup test lint fast unit nightly bench run clean
 
 setup:
 	@./scripts/setup.sh
@@ -15,14 +15,18 @@ lint: setup
 test: setup lint
 	$(BIN)/pytest -m "not nightly" $(PYTEST_ARGS)
 
+# The fast tier: unit tests only, hermetic (no root, QEMU, network or Azurite), no set-up step (seconds).
+fast:
+	@test -x $(BIN)/pytest || { echo "make fast: no $(BIN)/pytest yet; run 'make setup' once"; exit 2; }
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+unit: fast
+
 nightly: setup
 	$(BIN)/pytest -m nightly $(PYTEST_ARGS)
 
-unit: setup
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
-
 bench: setup
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench
 
 run: setup
 	$(BIN)/harness run debian-12 --to local:gallery

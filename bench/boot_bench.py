@@ -16,10 +16,10 @@ import statistics
 from pathlib import Path
 
 from harness import recipe
-from harness.build.context import BuildOptions
-from harness.build.pipeline import build
+from harness.builder.context import BuildOptions
+from harness.builder.pipeline import build
 from harness.verify.boot import BootRequest, BootSession
-from harness.verify.stage import choose_accel
+from harness.verify.prepare import choose_accel
 
 DISK_MIB = 4096
 

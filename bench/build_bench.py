@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from harness import recipe
-from harness.build.context import BuildOptions
-from harness.build.pipeline import build
+from harness.builder.context import BuildOptions
+from harness.builder.pipeline import build
 
 
 def run() -> dict[str, object]:

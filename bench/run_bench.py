@@ -12,17 +12,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.cli import make_parser
-from harness.runner import run_pipeline
+from harness import recipe
+from harness.enums import Stage
+from harness.stages import pipeline
+from harness.stages.pipeline import RunOptions
+from harness.stages.publish import LocalTarget, PublishOptions
 
 
 def once(gallery: Path) -> tuple[float, dict[str, object]]:
-    args = make_parser().parse_args(["run", "debian-12", "--to", f"local:{gallery}"])
+    """`harness run debian-12 --to local:GALLERY` (every stage, both firmwares)."""
     start = time.monotonic()
-    summary = run_pipeline(args)
+    result = pipeline.run(recipe.load("debian-12"), RunOptions(publish=PublishOptions(target=LocalTarget(gallery))))
     elapsed = time.monotonic() - start
-    stages = {o.name: {"result": o.result, "s": o.duration_s} for o in summary.outcomes}
-    return elapsed, {"stages": stages, "ready_s": summary.facts.get("ready_s"), "passed": summary.passed}
+    stages = {o.stage.value: {"result": o.verdict.value, "s": o.duration_s} for o in result.outcomes}
+    verify = result.outcome(Stage.VERIFY).report
+    boots = verify.details.get("boots", {}) if verify is not None else {}
+    ready = {name: boot.get("timings_s", {}).get("ready_s") for name, boot in boots.items()}
+    return elapsed, {"stages": stages, "ready_s": ready, "passed": result.passed}
 
 
 def run() -> dict[str, object]:

@@ -2,7 +2,7 @@
 
 A 30 GiB sparse fixed VHD holding BENCH_UPLOAD_DATA_MIB (default 1024) MiB of data in scattered extents is
 uploaded to Azurite (in memory) through the counting proxy of tests/fakes, once by each path, each in its own
-child process (started through harness.run) so wall time and peak RSS (VmHWM) are its own. The data is 1 GiB
+child process (started through harness.proc) so wall time and peak RSS (VmHWM) are its own. The data is 1 GiB
 rather than 2 GiB because Azurite ingests only ~41 MiB/s and the SDK path must read all 30 GiB anyway;
 BENCH_UPLOAD_DATA_MIB=2048 runs the full-size variant. Scratch files live next to the repository (same disk,
 not tmpfs) and are removed afterwards.
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import run as runner
+from harness import proc as runner
 from harness.digest import CHUNK, chunk_indices, data_extents
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import run as runner
+from harness import proc as runner
 from harness import vhd
 from harness.digest import allocated_bytes, sparse_copy
 

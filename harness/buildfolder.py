@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import NotFoundError
+from harness.manifest import RAW, VHD, Manifest
 
 MANIFEST = "manifest.json"
-RAW = "disk.raw"
-VHD = "disk.vhd"
+__all__ = ["MANIFEST", "RAW", "VHD", "BuildFolder", "builds_root", "list_builds", "resolve", "write_json_atomic"]
 
 
 def builds_root() -> Path:
@@ -50,12 +50,17 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file, or one clear error for a missing, unreadable, binary or malformed one."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise NotFoundError(f"{path} does not exist", "run the stage that writes it first") from exc
-    except json.JSONDecodeError as exc:
+    except IsADirectoryError as exc:
+        raise NotFoundError(f"{path} is a directory, not a JSON file", "move it away and rerun the stage") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise NotFoundError(f"{path} is not valid JSON ({exc})", "delete it and rerun the stage") from exc
+    except OSError as exc:
+        raise NotFoundError(f"cannot read {path}: {exc.strerror or exc}", "check its permissions") from exc
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class BuildFolder:
 
     @property
     def recipe_name(self) -> str:
-        return str(self.manifest().get("recipe", self.path.parent.name))
+        return self.path.parent.name
 
     @property
     def build_id(self) -> str:
@@ -76,9 +81,12 @@ class BuildFolder:
     def manifest_path(self) -> Path:
         return self.path / MANIFEST
 
-    def manifest(self) -> dict[str, Any]:
-        data: dict[str, Any] = read_json(self.manifest_path)
-        return data
+    def manifest(self) -> Manifest:
+        return Manifest.from_json(read_json(self.manifest_path), self.manifest_path)
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Replace manifest.json atomically (a reader sees the old or the new one, never half of it)."""
+        write_json_atomic(self.manifest_path, manifest.to_json())
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -122,21 +130,48 @@ def list_builds(recipe: str | None = None, root: Path | None = None) -> list[Bui
     return sorted(found, key=lambda b: (b.path.name, str(b.path)))
 
 
+LATEST = "latest"
+LATEST_PASSED = "latest-passed"
+
+
+def passed_check_and_verify(build: BuildFolder) -> bool:
+    """Whether check and verify (every firmware the build was made for) passed for the build's content."""
+    from harness.enums import Stage
+    from harness.results import stage_passed
+
+    try:
+        manifest = build.manifest()
+    except NotFoundError:
+        return False
+    digest = manifest.content_digest
+    return bool(digest) and stage_passed(build, Stage.CHECK, digest) and all(
+        stage_passed(build, Stage.VERIFY, digest, firmware) for firmware in manifest.firmwares)
+
+
 def resolve(arg: str, root: Path | None = None) -> BuildFolder:
-    """A BUILD argument is a folder path or RECIPE[@BUILD_ID|@latest]."""
+    """A BUILD argument is a folder path or RECIPE[@BUILD_ID|@latest|@latest-passed]."""
     candidate = Path(arg)
     if candidate.is_dir():
-        if not (candidate / MANIFEST).exists():
+        if not (candidate / MANIFEST).is_file():
             raise NotFoundError(f"{candidate} is not a build folder (no manifest.json)",
                                 "pass a folder from 'harness builds list'")
         return BuildFolder(candidate.resolve())
     recipe, _, build_id = arg.partition("@")
+    if not recipe or "/" in recipe or recipe.startswith("."):
+        raise NotFoundError(f"{arg!r} is neither a build folder nor RECIPE[@BUILD_ID]",
+                            "pass a folder from 'harness builds list' or e.g. debian-12@latest")
     builds = list_builds(recipe, root)
     if not builds:
         raise NotFoundError(f"no builds of {recipe!r} under {root or builds_root()}",
                             f"run 'harness build {recipe}' first")
-    if build_id in ("", "latest"):
+    if build_id in ("", LATEST):
         return builds[-1]
+    if build_id == LATEST_PASSED:
+        for build in reversed(builds):
+            if passed_check_and_verify(build):
+                return build
+        raise NotFoundError(f"no build of {recipe!r} has passed check and verify",
+                            f"run 'harness check' and 'harness verify' on {recipe}@latest")
     for build in builds:
         if build.build_id == build_id:
             return build

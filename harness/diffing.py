@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from harness.buildfolder import BuildFolder, read_json
+from harness.enums import Stage
+from harness.errors import NotFoundError
+from harness.manifest import Manifest
+from harness.results import Record, StageReport, load_stage
 
 
 def _order(char: str) -> int:
@@ -75,30 +82,61 @@ class Diff:
         return {k: plain(v) for k, v in self.__dict__.items()}
 
 
-def _packages(manifest: dict[str, Any]) -> dict[str, str]:
-    return {p["name"]: p["version"] for p in manifest.get("packages", [])}
+@dataclass(frozen=True)
+class Side:
+    """One side of a diff: a build, or a published gallery version (its manifest and results travel with it)."""
+
+    label: str
+    manifest: Manifest
+    records: tuple[Record, ...] = ()
+    verify: StageReport | None = None
 
 
-def _check_results(results: dict[str, Any] | None) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for record in (results or {}).get("records", []):
-        where = "/".join(x for x in (record.get("firmware"), record.get("platform")) if x)
-        found[f"{record.get('stage')}:{where + ':' if where else ''}{record.get('check')}"] = record.get("result", "")
-    return found
+def _records(results_path: Path) -> tuple[Record, ...]:
+    if not results_path.exists():
+        return ()
+    data = read_json(results_path)
+    return tuple(Record.from_json(r) for r in data.get("records", [])) if isinstance(data, dict) else ()
 
 
-def _ready_times(verify: dict[str, Any] | None) -> dict[str, Any]:
-    boots = (verify or {}).get("boots", {})
+def side_of_build(build: BuildFolder) -> Side:
+    return Side(f"{build.recipe_name}@{build.build_id}", build.manifest(), _records(build.path / "results.json"),
+                load_stage(build, Stage.VERIFY))
+
+
+def side_of_gallery(gallery_path: Path, build: BuildFolder, definition: str | None) -> Side:
+    """The latest version of the build's (gen1) definition in a local gallery."""
+    from harness.publish.local import LocalGallery
+    from harness.publish.model import default_definition_name
+
+    gallery = LocalGallery.at(gallery_path)
+    name = definition or default_definition_name(build.manifest(), "V1")
+    latest = gallery.latest(name)
+    if latest is None:
+        raise NotFoundError(f"no published version of {name} in {gallery_path}",
+                            "give two builds, or --gallery/--definition of a published image")
+    folder = gallery.version_dir(name, latest.version)
+    verify_path = folder / "verify.json"
+    verify = StageReport.from_json(read_json(verify_path)) if verify_path.exists() else None
+    return Side(f"{name}@{latest.version}", Manifest.from_json(read_json(folder / "manifest.json"), folder),
+                _records(folder / "results.json"), verify)
+
+
+def _check_results(records: tuple[Record, ...]) -> dict[str, str]:
+    return {f"{r.stage}:{r.where.replace('-', '/') + ':' if r.where else ''}{r.check}": r.result.value
+            for r in records}
+
+
+def _ready_times(verify: StageReport | None) -> dict[str, Any]:
+    boots = verify.details.get("boots", {}) if verify is not None else {}
     return {name: boot.get("timings_s", {}).get("ready_s") for name, boot in boots.items()}
 
 
-def diff(a: tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None],
-         b: tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]) -> Diff:
-    """Compare (label, manifest, results.json, verify.json) of A (old) with B (new)."""
-    label_a, man_a, res_a, ver_a = a
-    label_b, man_b, res_b, ver_b = b
-    out = Diff(label_a, label_b, same_content=man_a.get("content_digest") == man_b.get("content_digest"))
-    pa, pb = _packages(man_a), _packages(man_b)
+def diff(a: Side, b: Side) -> Diff:
+    """Compare A (old) with B (new): packages, kernel, disk size, check results, boot-to-Ready."""
+    man_a, man_b = a.manifest, b.manifest
+    out = Diff(a.label, b.label, same_content=man_a.content_digest == man_b.content_digest)
+    pa, pb = man_a.package_versions(), man_b.package_versions()
     out.added = {n: pb[n] for n in sorted(set(pb) - set(pa))}
     out.removed = {n: pa[n] for n in sorted(set(pa) - set(pb))}
     for name in sorted(set(pa) & set(pb)):
@@ -107,15 +145,15 @@ def diff(a: tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any] | N
             out.upgraded[name] = (pa[name], pb[name])
         elif order > 0:
             out.downgraded[name] = (pa[name], pb[name])
-    if man_a.get("kernel_version") != man_b.get("kernel_version"):
-        out.kernel = (str(man_a.get("kernel_version")), str(man_b.get("kernel_version")))
+    if man_a.kernel_version != man_b.kernel_version:
+        out.kernel = (man_a.kernel_version, man_b.kernel_version)
     for key in ("size_bytes", "allocated_bytes"):
-        va, vb = man_a.get("disk", {}).get(key), man_b.get("disk", {}).get(key)
+        va, vb = getattr(man_a.disk, key), getattr(man_b.disk, key)
         if va != vb:
             out.size[key] = (va, vb)
-    ca, cb = _check_results(res_a), _check_results(res_b)
+    ca, cb = _check_results(a.records), _check_results(b.records)
     out.checks = {k: (ca.get(k, "absent"), cb.get(k, "absent")) for k in sorted(set(ca) | set(cb))
                   if ca.get(k) != cb.get(k)}
-    ra, rb = _ready_times(ver_a), _ready_times(ver_b)
+    ra, rb = _ready_times(a.verify), _ready_times(b.verify)
     out.ready_s = {k: (ra.get(k), rb.get(k)) for k in sorted(set(ra) | set(rb))}
     return out

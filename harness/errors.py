@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Exit codes (README "Exit codes"): what CI needs to tell apart.
+EXIT_OK = 0
+EXIT_IMAGE_FAILED = 1  # the image failed a check, a verification or a publish gate
+EXIT_USAGE = 2  # the command line, a recipe or another input is wrong
+EXIT_ENVIRONMENT = 3  # the tool or its environment failed: a mirror, QEMU, a missing host tool, Azure
+EXIT_BUG = 70  # an unexpected exception: a bug in the harness (EX_SOFTWARE)
+EXIT_INTERRUPTED = 130
+
 
 class HarnessError(Exception):
-    """Root of every error the harness raises on purpose; cli.py turns it into one line."""
+    """Root of every error the harness raises on purpose; cli.py turns it into one line and `exit_code`."""
+
+    exit_code = EXIT_ENVIRONMENT
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -33,7 +43,7 @@ class CommandError(HarnessError):
     """A subprocess failed; carries argv, exit code and the tail of its output."""
 
     def __init__(self, argv: Sequence[str], returncode: int, output_tail: str, hint: str = "") -> None:
-        from harness.run import shell_line
+        from harness.proc import shell_line
 
         tail = output_tail.strip()
         last = tail.splitlines()[-1] if tail else "no output"
@@ -50,6 +60,8 @@ class CommandTimeoutError(HarnessError):
 class RecipeError(HarnessError):
     """A recipe failed validation; lists every problem with its key path."""
 
+    exit_code = EXIT_USAGE
+
     def __init__(self, path: str, problems: Sequence[str]) -> None:
         lines = "; ".join(problems)
         super().__init__(f"recipe {path} is invalid: {lines}", "fix the keys named above")
@@ -62,7 +74,15 @@ class BuildError(HarnessError):
 
 
 class NotFoundError(HarnessError):
-    """A build folder, recipe, gallery item or file does not exist."""
+    """A build folder, recipe, gallery item or file does not exist (or is not what it should be)."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(HarnessError):
+    """An option or argument is not valid."""
+
+    exit_code = EXIT_USAGE
 
 
 class VerifyError(HarnessError):
@@ -76,10 +96,28 @@ class PlatformError(HarnessError):
 class VhdError(HarnessError):
     """A VHD is malformed or cannot be converted."""
 
+    exit_code = EXIT_IMAGE_FAILED
+
 
 class PublishError(HarnessError):
-    """Publishing was refused or failed."""
+    """Publishing was refused (an unverified build, a name or version that exists) or failed."""
+
+    exit_code = EXIT_USAGE
+
+
+class GateRefused(PublishError):
+    """Publish refused a build whose check or verify did not pass for its content."""
+
+    exit_code = EXIT_IMAGE_FAILED
+
+
+class IntegrityError(HarnessError):
+    """A build's disk is not the one its manifest describes (changed, truncated, two disks)."""
+
+    exit_code = EXIT_IMAGE_FAILED
 
 
 class GateError(HarnessError):
     """A pipeline gate (check, verify) failed, so later stages did not run."""
+
+    exit_code = EXIT_IMAGE_FAILED

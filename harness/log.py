@@ -59,12 +59,12 @@ def is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def setup(verbose: bool = False) -> None:
-    """Configure the root logger once: rich on a terminal, plain lines elsewhere (CI)."""
+def setup(verbose: bool = False, quiet: bool = False) -> None:
+    """Configure the root logger once: rich on a terminal, plain lines elsewhere (CI); --quiet keeps warnings."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    level = logging.DEBUG if verbose else logging.INFO
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler: logging.Handler
     if is_terminal():
         from rich.logging import RichHandler

@@ -54,7 +54,7 @@ def harness_build(pytestconfig: pytest.Config) -> BuildFolder:
 
 @pytest.fixture(scope="session")
 def vm(pytestconfig: pytest.Config, harness_build: BuildFolder, harness_firmware: str) -> Iterator[BootSession]:
-    from harness.verify.stage import choose_accel
+    from harness.verify.prepare import choose_accel
 
     accel = choose_accel(harness_build, str(pytestconfig.getoption("harness_accel")))
     request = BootRequest(build=harness_build, firmware=harness_firmware, platform="azure", accel=accel,

@@ -133,6 +133,15 @@ class Recipe:
     def digest(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
+    @property
+    def source_label(self) -> str:
+        """Where the recipe came from, for a manifest read on another machine: 'builtin:NAME' or the file name."""
+        try:
+            self.path.resolve().relative_to(DISTROS_DIR.resolve())
+            return f"builtin:{self.name}"
+        except ValueError:
+            return self.path.name
+
 
 def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     """Child tables merge into the parent's recursively; scalars and arrays replace; settings append."""
@@ -199,6 +208,15 @@ def load(name_or_path: str | Path) -> Recipe:
     if problems:
         raise RecipeError(str(path), problems)
     return _build(path, data)
+
+
+def from_data(data: Mapping[str, Any], label: str) -> Recipe:
+    """The recipe a build recorded (its content after `extends`), validated again; `label` names its origin."""
+    plain = json.loads(json.dumps(dict(data)))
+    problems = validate(plain)
+    if problems:
+        raise RecipeError(label, problems)
+    return _build(Path(label), plain)
 
 
 def _build(path: Path, data: dict[str, Any]) -> Recipe:

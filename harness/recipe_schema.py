@@ -6,12 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-FAMILIES = ("apt", "dnf", "zypper", "flatcar")
-AGENTS = ("cloud-init", "waagent", "ignition")
-GENERATIONS = ("V1", "V2")
-OS_STATES = ("generalized", "specialized")
-SETTING_STYLES = ("kv", "sshd", "shell", "file", "line")
-PLATFORMS = ("azure", "nocloud")
+from harness.enums import Agent, Family, Generation, OsState, Platform, SettingStyle, values
+
+FAMILIES = values(Family)
+AGENTS = values(Agent)
+GENERATIONS = values(Generation)
+OS_STATES = values(OsState)
+SETTING_STYLES = values(SettingStyle)
+PLATFORMS = values(Platform)
 DEFAULT_DISK_SIZE_MIB = 30 * 1024
 
 

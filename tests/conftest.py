@@ -1,14 +1,22 @@
-"""Shared fixtures: one real build per recipe for the whole session, copies for tests that mutate.
+"""Shared fixtures: one real build per recipe for the whole session, copies for tests that mutate; and the test
+tiers as declared requirements.
 
 Builds go to .test-builds/ in the repository (git-ignored), so a second local test run is a
 build-cache hit; CI starts from a clean clone and builds each recipe once.
+
+A test that needs something of the host says so with a marker (root, rpm, qemu, network, azurite). Each
+capability is checked once per session: on a developer machine a missing one skips the test with what is
+missing; under CI=true it fails the test, so CI never passes by skipping.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-from collections.abc import Iterator
+import socket
+import urllib.parse
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,10 +44,68 @@ def _test_builds_dir() -> Iterator[Path]:
         os.environ["HARNESS_BUILDS"] = old
 
 
+def _tools(*names: str) -> str | None:
+    missing = [n for n in names if shutil.which(n) is None]
+    return f"host tools missing: {', '.join(missing)} (run `make setup`)" if missing else None
+
+
+def _root() -> str | None:
+    return None if os.geteuid() == 0 else "needs root (mmdebstrap root mode, chroot, network namespaces)"
+
+
+def _archive_reachable() -> str | None:
+    """The host's own apt sources name the archive it reaches; no host name is written here."""
+    uris = []
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        uris += [w for w in text.split() if w.startswith(("http://", "https://"))]
+    if not uris:
+        return None  # nothing to probe with: let the test say what failed
+    url = urllib.parse.urlsplit(uris[0])
+    try:
+        socket.create_connection((url.hostname or "", url.port or (443 if url.scheme == "https" else 80)), 5).close()
+    except OSError as exc:
+        return f"the package archive {url.hostname} is not reachable ({exc})"
+    return None
+
+
+def _azurite() -> str | None:
+    found = (REPO / "node_modules" / ".bin" / "azurite-blob").exists()
+    return None if found else "Azurite is not installed in ./node_modules (run `make setup`)"
+
+
+# marker -> what it needs; a check returns None when the host has it, else what is missing.
+CAPABILITIES: dict[str, Callable[[], str | None]] = {
+    "root": _root,
+    "rpm": lambda: _tools("rpm", "createrepo_c", "dnf", "zypper"),
+    "qemu": lambda: _root() or _tools("qemu-system-x86_64", "qemu-img", "dnsmasq", "ip", "debugfs", "sfdisk"),
+    "network": lambda: _tools("mmdebstrap") or _archive_reachable(),
+    "azurite": lambda: _tools("node") or _azurite(),
+}
+
+
+@functools.cache
+def missing_capability(marker: str) -> str | None:
+    return CAPABILITIES[marker]()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (developer machine) or fail (CI=true) a test whose declared host requirement is missing."""
+    for mark in item.iter_markers():
+        if mark.name not in CAPABILITIES:
+            continue
+        why = missing_capability(mark.name)
+        if why is None:
+            continue
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and this {mark.name} test cannot run: {why}", pytrace=False)
+        pytest.skip(f"{mark.name}: {why}")
+
+
 def _build(recipe_name: str, **options: object) -> BuildFolder:
     from harness import recipe
-    from harness.build.context import BuildOptions
-    from harness.build.pipeline import build
+    from harness.builder.context import BuildOptions
+    from harness.builder.pipeline import build
 
     result = build(recipe.load(recipe_name), BuildOptions(disk_size_mib=TEST_DISK_MIB, **options))  # type: ignore[arg-type]
     return result.folder

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The customization program's main part. harness/build/customize.py puts the variables, the libraries, the
+# The customization program's main part. harness/builder/customize.py puts the variables, the libraries, the
 # family's functions and the declared settings in front of it; cloud-init's runcmd starts it in a transient
 # unit ordered after cloud-final, so cloud-init has finished writing its state before the seal removes it.
 

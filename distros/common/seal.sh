@@ -1,12 +1,12 @@
 # shellcheck shell=bash
-# Generalization inside the customization boot, the in-guest twin of harness/build/seal.py: nothing that
+# Generalization inside the customization boot, the in-guest twin of harness/builder/seal.py: nothing that
 # identifies this boot or the build remains (image-checks D1-D7; `harness check` audits the result).
 
 harness_reset_machine_id() {
   if mountpoint -q /etc/machine-id; then
     umount /etc/machine-id
   fi
-  # empty or 'uninitialized' on purpose per family (harness/build/families.py)
+  # empty or 'uninitialized' on purpose per family (harness/builder/families.py)
   if [ "$HARNESS_MACHINE_ID" = uninitialized ]; then
     echo uninitialized > /etc/machine-id
   else

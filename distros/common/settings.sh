@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Declared settings inside the customization boot: the same edits harness/build/settings.py makes on a build
+# Declared settings inside the customization boot: the same edits harness/builder/settings.py makes on a build
 # tree (tests/integration/test_families.py checks both give the same files). Every path is prefixed with
 # HARNESS_ROOT (empty in the guest). Files are rewritten in place, so their owner and mode stay.
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import run
+from harness import proc
 from harness.buildfolder import BuildFolder
 from harness.checks import declared, offline_agent, offline_boot, offline_config, offline_disk, offline_hygiene
 from harness.checks.declared import Deviation
@@ -62,7 +62,7 @@ def evaluate(rule: Rule, img: Image) -> list[Record]:
 
 def prefetch(img: Image) -> None:
     """Few debugfs runs for the trees, stats, listings and small files the rules will ask for."""
-    kernel = str(img.manifest.get("kernel_version", ""))
+    kernel = img.manifest.kernel_version
     files = (f"{img.grub_dir}/grub.cfg", f"{img.grub_dir}/i386-pc/lzma_decompress.img", f"/boot/config-{kernel}",
              "/usr/lib/os-release")
     leases = img.family.dhcp_lease_dirs if img.family else ()
@@ -91,7 +91,7 @@ def audit(build: BuildFolder) -> AuditResult:
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="harness-check-", dir=scratch_root()) as scratch:
         img = Image(build, Path(scratch))
-        run.require(*DISK_TOOLS, img.family.initramfs_tool if img.family else "lsinitramfs")
+        proc.require(*DISK_TOOLS, img.family.initramfs_tool if img.family else "lsinitramfs")
         prefetch(img)
         records = [rec for rule in RULES for rec in evaluate(rule, img)]
         setting_records, listed, deviations = settings_and_deviations(img)
@@ -117,4 +117,4 @@ def _kernel(img: Image) -> str:
     try:
         return img.kernel_version
     except HarnessError:
-        return str(img.manifest.get("kernel_version", ""))
+        return img.manifest.kernel_version

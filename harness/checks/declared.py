@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.build.settings import holds, read_from_text, render_line
+from harness.builder.settings import holds, read_from_text, render_line
 from harness.checks.image import Image
 from harness.checks.rulebase import FAILED, PASSED, SKIPPED, WARNING, Record, listing, record
+from harness.manifest import Manifest
 from harness.recipe import Setting
 
 CONFIG_LOCATIONS = ("/etc/cloud/cloud.cfg.d", "/etc/ssh/sshd_config.d", "/etc/default/grub", "/etc/waagent.conf",
@@ -46,9 +47,8 @@ class Deviation:
         return asdict(self)
 
 
-def manifest_settings(manifest: dict[str, Any]) -> list[Setting]:
-    return [Setting(file=s["file"], value=s.get("value", ""), reason=s.get("reason", ""), key=s.get("key", ""),
-                    style=s.get("style", "kv")) for s in manifest.get("settings", [])]
+def manifest_settings(manifest: Manifest) -> list[Setting]:
+    return [Setting(file=s.file, value=s.value, reason=s.reason, key=s.key, style=s.style) for s in manifest.settings]
 
 
 def label(setting: Setting) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from harness import run
+from harness import proc
 from harness.errors import HarnessError
 
 SECTOR = 512
@@ -101,7 +101,7 @@ class Disk:
 
     @cached_property
     def table(self) -> PartitionTable:
-        result = run.run(["sfdisk", "-J", str(self.path)], check=False)
+        result = proc.run(["sfdisk", "-J", str(self.path)], check=False)
         if result.returncode != 0 or not result.stdout.strip():
             raise ImageReadError(f"no partition table readable in {self.path}: {result.stderr.strip()}", READ_HINT)
         return parse_sfdisk(result.stdout)
@@ -249,7 +249,7 @@ class Ext4Reader:
         script = self.extra / f"cmds-{self.runs}"
         script.write_text("\n".join(commands) + "\n", encoding="utf-8")
         self.runs += 1
-        result = run.run(["debugfs", "-c", "-f", str(script), self.spec], check=False)
+        result = proc.run(["debugfs", "-c", "-f", str(script), self.spec], check=False)
         if "Filesystem not open" in result.stderr or result.returncode != 0:
             raise ImageReadError(f"debugfs cannot open the root file system ({self.spec}): "
                                  f"{result.stderr.strip().splitlines()[-1:]}", READ_HINT)
@@ -453,14 +453,14 @@ def mtools_env() -> dict[str, str]:
 
 def esp_copy(disk: Path, offset: int, guest_path: str, target: Path) -> bool:
     """Copy a file out of a FAT partition at offset; False when it does not exist."""
-    result = run.run(["mcopy", "-n", "-i", f"{disk}@@{offset}", f"::{guest_path}", str(target)],
+    result = proc.run(["mcopy", "-n", "-i", f"{disk}@@{offset}", f"::{guest_path}", str(target)],
                      env=mtools_env(), check=False)
     return result.returncode == 0 and target.exists()
 
 
 def esp_listing(disk: Path, offset: int) -> list[str] | None:
     """Every path on a FAT partition (`mdir -/ -b`), or None when it is not a readable FAT file system."""
-    result = run.run(["mdir", "-/", "-b", "-i", f"{disk}@@{offset}", "::/"], env=mtools_env(), check=False)
+    result = proc.run(["mdir", "-/", "-b", "-i", f"{disk}@@{offset}", "::/"], env=mtools_env(), check=False)
     if result.returncode != 0:
         return None
     # ::/EFI/BOOT/BOOTX64.EFI

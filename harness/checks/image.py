@@ -10,10 +10,9 @@ from __future__ import annotations
 import posixpath
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
-from harness import run
-from harness.build.families import FAMILIES, Family
+from harness import proc
+from harness.builder.families import FAMILIES, FamilyTraits
 from harness.buildfolder import BuildFolder
 from harness.checks import grubimage
 from harness.checks.diskread import (
@@ -37,13 +36,14 @@ from harness.checks.textparse import (
     parse_kernel_config,
     parse_passwd,
 )
+from harness.enums import OsState
+from harness.manifest import Manifest
 
 BIOS_BOOT_GUID = "21686148-6449-6E6F-744E-656564454649"
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 LINUX_FS_GUID = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 LINUX_ROOT_GUIDS = (LINUX_FS_GUID, "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", "B921B045-1DF0-41C3-AF44-4C6F280D3FAE")
 EFI_LOADER = "/EFI/BOOT/BOOTX64.EFI"
-GENERATION_FIRMWARE = {"V1": "bios", "V2": "uefi"}
 # Trees copied out of the root file system once per audit (small after sealing; the rules walk them).
 DUMPED_TREES = ("/etc", "/root", "/home", "/var/lib/cloud", "/var/lib/waagent", "/var/log", "/tmp", "/var/tmp")
 # Package databases the audit reads file by file (the rpm database is a binary blob: not dumped).
@@ -56,27 +56,26 @@ class Image:
     def __init__(self, build: BuildFolder, scratch: Path) -> None:
         self.build = build
         self.scratch = scratch
-        self.manifest: dict[str, Any] = build.manifest()
-        self.family: Family | None = FAMILIES.get(str(self.manifest.get("family", "")))
+        self.manifest: Manifest = build.manifest()
+        self.family: FamilyTraits | None = FAMILIES.get(self.manifest.family)
         self.disk = Disk(build.disk())
 
     # -- recipe facts ---------------------------------------------------------------------------
     @property
     def family_name(self) -> str:
-        return str(self.manifest.get("family", ""))
+        return self.manifest.family.value
 
     @property
     def agent(self) -> str:
-        return str(self.manifest.get("agent", "cloud-init"))
+        return self.manifest.agent.value
 
     @property
     def specialized(self) -> bool:
-        return self.manifest.get("os_state") == "specialized"
+        return self.manifest.os_state == OsState.SPECIALIZED
 
     @property
     def firmwares(self) -> list[str]:
-        return [GENERATION_FIRMWARE[g] for g in self.manifest.get("generations", ["V1", "V2"])
-                if g in GENERATION_FIRMWARE]
+        return list(self.manifest.firmwares)
 
     @property
     def grub_dir(self) -> str:
@@ -92,7 +91,7 @@ class Image:
         """The ext4 root: a Linux partition whose superblock reads; the manifest's root UUID breaks ties."""
         candidates = [p for p in self.table.partitions if p.type_guid in LINUX_ROOT_GUIDS]
         readable = [p for p in candidates if self.fs_uuid(p) is not None]
-        wanted = str(self.manifest.get("disk", {}).get("root_uuid", "")).lower()
+        wanted = self.manifest.disk.root_uuid.lower()
         for part in readable:
             if self.fs_uuid(part) == wanted:
                 return part
@@ -189,7 +188,7 @@ class Image:
             name = posixpath.basename(self.boot_entry.linux[0])
             if name.startswith("vmlinuz-"):
                 return name.removeprefix("vmlinuz-")
-        return str(self.manifest.get("kernel_version", ""))
+        return self.manifest.kernel_version
 
     @cached_property
     def kernel_config(self) -> dict[str, str] | None:
@@ -210,7 +209,7 @@ class Image:
         if not self.root.dump_to(self.initramfs_path, target):
             return None
         tool = self.family.initramfs_tool if self.family else "lsinitramfs"
-        result = run.run([tool, str(target)], hint=f"{tool} cannot list {self.initramfs_path}: is it damaged?")
+        result = proc.run([tool, str(target)], hint=f"{tool} cannot list {self.initramfs_path}: is it damaged?")
         return initramfs_paths(result.stdout)
 
     def module_files(self, subdir: str) -> list[str]:
@@ -238,8 +237,7 @@ class Image:
         """Installed packages -> (version, arch): from the image's dpkg database, else the manifest."""
         if self.dpkg is not None:
             return {p.name: (p.version, p.arch) for p in self.dpkg if p.installed}
-        return {str(p["name"]): (str(p.get("version", "")), str(p.get("arch", "")))
-                for p in self.manifest.get("packages", [])}
+        return {p.name: (p.version, p.arch) for p in self.manifest.packages}
 
     @cached_property
     def arch(self) -> str:

@@ -8,8 +8,9 @@ import posixpath
 
 from harness.checks import grubimage
 from harness.checks.image import EFI_LOADER, Image
-from harness.checks.rulebase import FAILED, WARNING, Record, listing, record, rule, skipped, verdict
+from harness.checks.rulebase import FAILED, WARNING, Problem, Record, listing, record, rule, skipped, verdict
 from harness.checks.textparse import cmdline_params, has_param, param_value, parse_grub_defaults
+from harness.enums import Result
 
 # module -> kernel option that builds it in (=y means no module is needed)
 HV_MODULES = {"hv_vmbus": "CONFIG_HYPERV", "hv_storvsc": "CONFIG_HYPERV_STORAGE", "hv_netvsc": "CONFIG_HYPERV_NET"}
@@ -33,7 +34,7 @@ def modules_present(files: list[str], wanted: dict[str, str], config: dict[str, 
     return found
 
 
-def evaluate_modules(check: str, severity: str, files: list[str] | None, *, wanted: dict[str, str],
+def evaluate_modules(check: str, severity: Result, files: list[str] | None, *, wanted: dict[str, str],
                      config: dict[str, str], initramfs: str) -> Record:
     required = listing(wanted) + " in the initramfs or built in (=y)"
     if files is None:
@@ -103,16 +104,16 @@ PARAM_WHY = {
 }
 
 
-def _wanted_params(tty: str) -> list[tuple[str, str, str, bool]]:
+def _wanted_params(tty: str) -> list[tuple[str, str, Result, bool]]:
     """(name, value, severity if missing, whether the value only has to start with it: console=ttyS0,115200)."""
     return [("console", tty, FAILED, True), ("earlyprintk", tty, WARNING, True),
             ("rootdelay", "300", WARNING, False), ("net.ifnames", "0", WARNING, False)]
 
 
-def evaluate_params(words: list[str], arch: str, root_uuid: str | None) -> tuple[list[tuple[str, str]], str]:
+def evaluate_params(words: list[str], arch: str, root_uuid: str | None) -> tuple[list[Problem], str]:
     """(problems, actual) for a kernel command line; root_uuid None skips the root= check (GRUB defaults)."""
     params = cmdline_params(words)
-    problems: list[tuple[str, str]] = []
+    problems: list[Problem] = []
     matched: list[str] = []
     missing: list[str] = []
     for name, value, severity, prefix in _wanted_params(SERIAL.get(arch, "ttyS0")):
@@ -138,7 +139,7 @@ REQUIRED_PARAMS = "console=ttyS0#earlyprintk=ttyS0#rootdelay=300#net.ifnames=0; 
 
 
 def evaluate_chain(firmware: str, early: grubimage.EarlyConfig | None, root_uuid: str,
-                   grub_dir: str) -> list[tuple[str, str]]:
+                   grub_dir: str) -> list[Problem]:
     """The firmware's GRUB image must search the root file system by UUID and load grub.cfg from grub_dir."""
     loader = "core.img in the BIOS boot partition" if firmware == "bios" else "EFI/BOOT/BOOTX64.EFI on the ESP"
     if early is None:
@@ -173,7 +174,7 @@ def firmware_cmdline(img: Image, firmware: str) -> Record:
     return verdict(check, problems + param_problems, f"{chain}: {actual}", REQUIRED_PARAMS)
 
 
-def _mbr_problems(img: Image) -> list[tuple[str, str]]:
+def _mbr_problems(img: Image) -> list[Problem]:
     assert img.bios_part is not None
     lba = grubimage.mbr_core_lba(img.disk.read(0, 512))
     if lba == img.bios_part.start:
@@ -186,7 +187,7 @@ def _mbr_problems(img: Image) -> list[tuple[str, str]]:
 def kernel_cmdline(img: Image) -> list[Record]:
     records = [firmware_cmdline(img, fw) if fw in img.firmwares else
                skipped(f"A9 kernel command line ({fw})", f"the recipe does not claim {fw} (generations "
-                                                         f"{img.manifest.get('generations')})")
+                                                         f"{[g.value for g in img.manifest.generations]})")
                for fw in ("bios", "uefi")]
     return [*records, grub_defaults(img)]
 

@@ -8,6 +8,7 @@ from harness.checks.image import BIOS_BOOT_GUID, ESP_GUID, LINUX_ROOT_GUIDS, Ima
 from harness.checks.rulebase import (
     FAILED,
     WARNING,
+    Problem,
     Record,
     listing,
     record,
@@ -176,7 +177,7 @@ def evaluate_swap(swap_parts: list[int], fstab: list[FstabEntry], swap_files: li
 @rule("A10 fstab")
 def fstab_sanity(img: Image) -> list[Record]:
     text = img.text("/etc/fstab")
-    manifest_uuid = str(img.manifest.get("disk", {}).get("root_uuid", "")).lower()
+    manifest_uuid = img.manifest.disk.root_uuid.lower()
     return [evaluate_fstab(text, img.root_uuid, img.esp_serial, manifest_uuid)]
 
 
@@ -210,7 +211,7 @@ def evaluate_fstab(text: str | None, root_uuid: str, esp_serial: str | None, man
     return verdict(name, problems, f"/ from {root_spec}; {len(entries)} entries", required)
 
 
-def _esp_entry(entries: list[FstabEntry], esp_serial: str | None) -> list[tuple[str, str]]:
+def _esp_entry(entries: list[FstabEntry], esp_serial: str | None) -> list[Problem]:
     esp = [e for e in entries if e.mountpoint in ("/boot/efi", "/efi")]
     if not esp or esp_serial is None or spec_uuid(esp[0].spec) in (None, esp_serial.lower()):
         return []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.report import FAILED, PASSED, SKIPPED, WARNING, Record
+from harness.enums import Result
+from harness.results import FAILED, PASSED, SKIPPED, WARNING, Record
 
 if TYPE_CHECKING:
     from harness.checks.image import Image
@@ -35,17 +36,20 @@ def rule(name: str) -> Callable[[RuleFn], Rule]:
     return wrap
 
 
-def record(check: str, result: str, actual: str = "", required: str = "", message: str = "") -> Record:
-    return Record(stage=STAGE, check=check, result=result, actual=actual, required=required, message=message)
+def record(check: str, result: Result | str, actual: str = "", required: str = "", message: str = "") -> Record:
+    return Record(stage=STAGE, check=check, result=Result(result), actual=actual, required=required, message=message)
 
 
-def worst(results: Iterable[str]) -> str:
+def worst(results: Iterable[Result]) -> Result:
     """The most severe result (Failed > Warning > Passed > Skipped); Passed for none."""
     found = list(results)
     return max(found, key=lambda r: _ORDER[r]) if found else PASSED
 
 
-def verdict(check: str, problems: list[tuple[str, str]], actual: str, required: str, ok_message: str = "") -> Record:
+Problem = tuple[Result, str]  # (severity, what is wrong and how to fix it)
+
+
+def verdict(check: str, problems: Sequence[Problem], actual: str, required: str, ok_message: str = "") -> Record:
     """One record from (severity, problem-with-fix) pairs: the worst severity wins, messages are joined."""
     result = worst(severity for severity, _ in problems)
     message = "; ".join(text for _, text in problems) or ok_message
@@ -63,5 +67,5 @@ def listing(items: Iterable[str], limit: int = 8) -> str:
     return shown + (f" (+{len(values) - limit} more)" if len(values) > limit else "") if values else "none"
 
 
-__all__ = ["FAILED", "PASSED", "SKIPPED", "WARNING", "Record", "Rule", "listing", "record", "rule", "skipped",
-           "verdict", "worst"]
+__all__ = ["FAILED", "PASSED", "SKIPPED", "WARNING", "Problem", "Record", "Rule", "listing", "record", "rule",
+           "skipped", "verdict", "worst"]

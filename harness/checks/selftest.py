@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from harness.report import FAILED, SKIPPED, Record
+from harness.manifest import Manifest
+from harness.results import FAILED, SKIPPED, Record
 
 # record name (or its prefix before ' (') -> (TestID, TestCaseName)
 SELFTEST_NAMES = {
@@ -43,17 +44,17 @@ def selftest_entry(rec: Record) -> dict[str, str]:
     return {"TestID": test_id, **entry} if test_id else entry
 
 
-def selftest_json(records: list[Record], manifest: dict[str, Any], os_release: dict[str, str],
+def selftest_json(records: list[Record], manifest: Manifest, os_release: dict[str, str],
                   kernel_version: str) -> dict[str, Any]:
     """SchemaVersion, OSName, KernelVersion, TestResult, Tests[...] as the self-test API returns them."""
     tests = [selftest_entry(r) for r in records if r.result != SKIPPED]
     return {
         "SchemaVersion": 1,
         "AppCertificationCategory": "Microsoft Single VM Certification",
-        "OSName": os_release.get("NAME", str(manifest.get("recipe", ""))),
-        "OSDistro": os_release.get("PRETTY_NAME", str(manifest.get("recipe", ""))),
+        "OSName": os_release.get("NAME", manifest.recipe),
+        "OSDistro": os_release.get("PRETTY_NAME", manifest.recipe),
         "KernelVersion": kernel_version,
-        "OSVersion": os_release.get("VERSION_ID", str(manifest.get("release", ""))),
+        "OSVersion": os_release.get("VERSION_ID", manifest.release),
         "TestResult": "Fail" if any(r.result == FAILED for r in records) else "Pass",
         "Tests": tests,
     }

@@ -8,7 +8,8 @@ import sys
 import time
 
 from harness.buildfolder import resolve
-from harness.commands.verify import add_boot_arguments
+from harness.commands._args import add_boot_arguments
+from harness.enums import Firmware, KeepPolicy, Platform, values
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,8 +17,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Boot an overlay of the build (the build is never written), print an SSH "
                                    "command, stream the serial console, and stop on Ctrl-C.")
     p.add_argument("build", help="build folder or RECIPE[@BUILD_ID|@latest]")
-    p.add_argument("--firmware", choices=["bios", "uefi"], default="bios")
-    p.add_argument("--platform", choices=["azure", "nocloud"], default="azure")
+    p.add_argument("--firmware", choices=values(Firmware), default=Firmware.BIOS.value,
+                   help="bios = SeaBIOS (Gen1, default) or uefi = OVMF (Gen2)")
+    p.add_argument("--platform", choices=values(Platform), default=Platform.AZURE.value,
+                   help="the fake Azure platform (default) or a cloud-init NoCloud seed")
     p.add_argument("--console", choices=["stream", "file"], default="stream",
                    help="stream the serial console here (default) or only save it to the evidence folder")
     add_boot_arguments(p)
@@ -37,12 +40,13 @@ def _follow(path_text: str, offset: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from harness.verify.boot import BootRequest, BootSession
-    from harness.verify.stage import choose_accel
+    from harness.verify.prepare import choose_accel
 
     build = resolve(args.build)
     accel = choose_accel(build, args.accel)
-    request = BootRequest(build=build, firmware=args.firmware, platform=args.platform, accel=accel,
-                          keep=args.keep, faults=tuple(args.fault), timeout_s=args.timeout_s or 600.0)
+    request = BootRequest(build=build, firmware=Firmware(args.firmware), platform=Platform(args.platform),
+                          accel=accel, keep=KeepPolicy(args.keep), faults=tuple(args.fault),
+                          timeout_s=args.timeout_s or 600.0)
     session = BootSession(request)
     with session:
         assert session.vm is not None

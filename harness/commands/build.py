@@ -6,8 +6,9 @@ import argparse
 import json
 
 from harness import recipe as recipe_mod
-from harness.build.context import BuildOptions
+from harness.commands._args import add_build_arguments, build_options
 from harness.commands._output import emit_json
+from harness.stages import build
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,38 +22,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def add_build_arguments(p: argparse.ArgumentParser) -> None:
-    """Build options, shared by `harness build` and `harness run`."""
-    p.add_argument("--agent", choices=["cloud-init", "waagent", "ignition"],
-                   help="provisioning agent (default: the recipe's; ignition for Flatcar)")
-    p.add_argument("--specialized", action="store_true",
-                   help="keep the agent but disable provisioning (OS state specialized)")
-    p.add_argument("--disk-size-mib", type=int, metavar="N", help="disk size in MiB (default: the recipe's, 30 GiB)")
-    p.add_argument("--mirror", metavar="URL", help="package archive mirror (default: the bootstrap tool's)")
-    p.add_argument("--rebuild", action="store_true", help="build even when an identical build exists")
-    p.add_argument("--keep-workdir", action="store_true", help="keep the scratch folder when the build fails")
-
-
-def options_from(args: argparse.Namespace) -> BuildOptions:
-    return BuildOptions(agent=args.agent or "", specialized=args.specialized, disk_size_mib=args.disk_size_mib,
-                        mirror=args.mirror or "", rebuild=args.rebuild, keep_workdir=args.keep_workdir)
-
-
 def run(args: argparse.Namespace) -> int:
-    from harness.build import pipeline
-
     recipe = recipe_mod.load(args.recipe)
-    options = options_from(args)
+    options = build_options(args)
     if args.plan:
-        planned = pipeline.plan(recipe, options)
+        planned = build.plan(recipe, options)
         if args.json:
             emit_json(planned)
         else:
             print(json.dumps(planned, indent=2))
         return 0
-    result = pipeline.build(recipe, options)
+    report = build.run(recipe, options)
+    assert report.build is not None
     if args.json:
-        emit_json({"build": str(result.folder.path), "cache_hit": result.cache_hit})
+        emit_json({"build": str(report.build.path), "cache_hit": report.details["cache_hit"],
+                   "verdict": report.result.value, "artifacts": report.artifacts})
     else:
-        print(result.folder.path)
+        print(report.build.path)
     return 0

@@ -10,8 +10,10 @@ from typing import Any
 from harness.buildfolder import BuildFolder, list_builds
 from harness.commands._output import emit_json, table
 from harness.digest import allocated_bytes
+from harness.enums import Stage
 from harness.errors import HarnessError
-from harness.report import load_stage
+from harness.results import load_stage
+from harness.stages.publish import published_ok
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,14 +35,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     prune.set_defaults(func=prune_command)
 
 
-def _stage_result(build: BuildFolder, stage: str) -> str:
+def _stage_result(build: BuildFolder, stage: Stage) -> str:
     try:
-        data = load_stage(build, stage)
+        report = load_stage(build, stage)
     except HarnessError:
         return "unreadable"
-    if data is None:
+    if report is None:
         return "-"
-    return "passed" if data.get("passed") else "FAILED"
+    return report.result.value if report.passed else "FAILED"
 
 
 def describe(build: BuildFolder) -> dict[str, Any]:
@@ -51,11 +53,11 @@ def describe(build: BuildFolder) -> dict[str, Any]:
     except HarnessError:
         disk_name, allocated = "missing", 0
     return {
-        "recipe": manifest.get("recipe"), "build_id": build.build_id, "path": str(build.path),
-        "created": manifest.get("created"), "agent": manifest.get("agent"), "os_state": manifest.get("os_state"),
-        "disk": disk_name, "allocated_mib": round(allocated / 2**20), "kernel": manifest.get("kernel_version"),
-        "check": _stage_result(build, "check"), "verify": _stage_result(build, "verify"),
-        "publish": _stage_result(build, "publish"),
+        "recipe": manifest.recipe, "build_id": build.build_id, "path": str(build.path),
+        "created": manifest.created, "agent": manifest.agent.value, "os_state": manifest.os_state.value,
+        "disk": disk_name, "allocated_bytes": allocated, "kernel": manifest.kernel_version,
+        "check": _stage_result(build, Stage.CHECK), "verify": _stage_result(build, Stage.VERIFY),
+        "publish": _stage_result(build, Stage.PUBLISH),
     }
 
 
@@ -65,8 +67,8 @@ def list_command(args: argparse.Namespace) -> int:
         emit_json(rows)
     else:
         table("builds", ["recipe", "build id", "agent", "disk", "MiB used", "kernel", "check", "verify", "publish"],
-              [[r["recipe"], r["build_id"], r["agent"], r["disk"], r["allocated_mib"], r["kernel"], r["check"],
-                r["verify"], r["publish"]] for r in rows])
+              [[r["recipe"], r["build_id"], r["agent"], r["disk"], round(r["allocated_bytes"] / 2**20), r["kernel"],
+                r["check"], r["verify"], r["publish"]] for r in rows])
     return 0
 
 
@@ -88,8 +90,7 @@ def published_sources(galleries: list[Path]) -> set[str]:
 def _published(build: BuildFolder, sources: set[str]) -> bool:
     if str(build.path.resolve()) in sources:
         return True
-    data = load_stage(build, "publish")
-    return bool(data and data.get("passed"))
+    return published_ok(build)
 
 
 def prune_command(args: argparse.Namespace) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from harness.buildfolder import BuildFolder, resolve
+from harness.buildfolder import resolve
 from harness.commands._output import emit_json, table
-from harness.log import stage
-from harness.report import FAILED, StageReport, write_stage
+from harness.enums import Result
+from harness.errors import EXIT_IMAGE_FAILED, EXIT_OK
+from harness.stages import check
+from harness.stages.check import CheckOptions
 
-RESULT_ORDER = {"Failed": 0, "Warning": 1, "Passed": 2, "Skipped": 3}
+RESULT_ORDER = {Result.FAILED: 0, Result.WARNING: 1, Result.PASSED: 2, Result.SKIPPED: 3}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,34 +26,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    build = resolve(args.build)
-    data, failed = check_build(build)
+    report = check.run(resolve(args.build), CheckOptions())
+    data = report.to_json()
     if args.json:
         emit_json(data)
     else:
         show(data)
-    return 1 if failed else 0
-
-
-def check_build(build: BuildFolder) -> tuple[dict[str, Any], bool]:
-    """Audit the build offline and write check.json; returns (stage data, whether a rule failed)."""
-    from harness.checks.audit import audit
-
-    with stage("check", f"{build.recipe_name} {build.build_id}"):
-        result = audit(build)
-        data = write(build, result.records, {
-            "declared_settings": result.declared_settings,
-            "deviations": [d.to_json() for d in result.deviations],
-            "selftest": result.selftest,
-            "duration_s": result.duration_s,
-        })
-    return data, bool(result.failed)
-
-
-def write(build: BuildFolder, records: list[Any], extra: dict[str, Any]) -> dict[str, Any]:
-    report = StageReport(stage="check", content_digest=str(build.manifest().get("content_digest", "")),
-                         records=records, extra=extra)
-    return write_stage(build, report)
+    return EXIT_OK if report.passed else EXIT_IMAGE_FAILED
 
 
 def show(data: dict[str, Any]) -> None:
@@ -66,7 +47,7 @@ def show(data: dict[str, Any]) -> None:
         table("deviations from the distro's packaged files", ["file", "kind", "package", "declared"],
               [[d["file"], d["kind"], d["package"], "yes" if d["declared"] else "NO (warning)"] for d in deviations])
     counts = data.get("counts", {})
-    failed = [r for r in data["records"] if r["result"] == FAILED]
+    failed = [r for r in data["records"] if r["result"] == Result.FAILED]
     print(f"check: {counts.get('Passed', 0)} passed, {counts.get('Warning', 0)} warnings, "
           f"{counts.get('Failed', 0)} failed, {counts.get('Skipped', 0)} skipped")
     for rec in failed:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from harness.buildfolder import BuildFolder, read_json, resolve
+from harness.buildfolder import resolve
 from harness.commands._output import emit_json, table
-from harness.diffing import Diff, diff
-from harness.errors import NotFoundError
-from harness.report import load_stage
-
-Side = tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]
+from harness.diffing import Diff, diff, side_of_build, side_of_gallery
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,28 +21,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--definition", metavar="NAME", help="definition to compare against (default: the build's gen1)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
-
-
-def from_build(build: BuildFolder) -> Side:
-    results_path = build.path / "results.json"
-    results = read_json(results_path) if results_path.exists() else None
-    return f"{build.recipe_name}@{build.build_id}", build.manifest(), results, load_stage(build, "verify")
-
-
-def from_gallery(gallery_path: Path, build: BuildFolder, definition: str | None) -> Side:
-    from harness.publish.local import LocalGallery
-    from harness.publish.model import default_definition_name
-
-    gallery = LocalGallery.at(gallery_path)
-    name = definition or default_definition_name(build.manifest(), "V1")
-    latest = gallery.latest(name)
-    if latest is None:
-        raise NotFoundError(f"no published version of {name} in {gallery_path}",
-                            "give two builds, or --gallery/--definition of a published image")
-    folder = gallery.version_dir(name, latest.version)
-    results, verify = folder / "results.json", folder / "verify.json"
-    return (f"{name}@{latest.version}", read_json(folder / "manifest.json"),
-            read_json(results) if results.exists() else None, read_json(verify) if verify.exists() else None)
 
 
 def show(result: Diff) -> None:
@@ -71,10 +44,10 @@ def show(result: Diff) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.build_b:
-        a, b = from_build(resolve(args.build_a)), from_build(resolve(args.build_b))
+        a, b = side_of_build(resolve(args.build_a)), side_of_build(resolve(args.build_b))
     else:
         build = resolve(args.build_a)
-        a, b = from_gallery(Path(args.gallery), build, args.definition), from_build(build)
+        a, b = side_of_gallery(Path(args.gallery), build, args.definition), side_of_build(build)
     result = diff(a, b)
     if args.json:
         emit_json(result.to_json())

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 from harness import buildfolder
 from harness.commands._output import emit_json
-from harness.errors import HarnessError, PublishError
-from harness.publish import model
-from harness.report import FAILED, PASSED, WARNING, Record, StageReport, write_stage
+from harness.enums import Generation
+from harness.errors import UsageError
+from harness.publish.azure_settings import SETTINGS, AzureTarget, load_toml, resolve
+from harness.results import StageReport
+from harness.stages import publish
+from harness.stages.publish import LocalTarget, PublishOptions
 
 DEFAULT_TARGET = "local:gallery"
-AZURE_MODULE = "harness.publish.azure"
-
-
-def _azure() -> tuple[ModuleType | None, str]:
-    """The Azure target module, or None and why it is missing (it and its SDK are imported lazily)."""
-    try:
-        return importlib.import_module(AZURE_MODULE), ""
-    except ModuleNotFoundError as exc:
-        return None, f"module {exc.name} is missing"
+BOTH = "both"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,8 +26,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "publish", help="publish a build to the local gallery (default) or an Azure Compute Gallery",
         description="Publish a checked and verified build as an immutable image version, to one image "
                     "definition per Hyper-V generation (default names: <offer>-<sku>-gen1 and -gen2, "
-                    "plus -specialized for specialized builds).")
-    p.add_argument("build", metavar="BUILD", help="build folder or RECIPE[@BUILD_ID|@latest]")
+                    "plus -specialized for specialized builds). A raw build is converted first.")
+    p.add_argument("build", metavar="BUILD", help="build folder or RECIPE[@BUILD_ID|@latest|@latest-passed]")
     add_publish_arguments(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -45,7 +39,7 @@ def add_publish_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"local[:PATH] for a gallery folder, or azure (default {DEFAULT_TARGET})")
     p.add_argument("--definition", action="append", metavar="[GEN=]NAME",
                    help="image definition name; with both generations give V1=NAME and V2=NAME")
-    p.add_argument("--generation", choices=["V1", "V2", "both"],
+    p.add_argument("--generation", choices=[*(g.value for g in Generation), BOTH],
                    help="generation(s) to publish (default: the build's, e.g. both for a hybrid disk)")
     p.add_argument("--version", default="auto", metavar="auto|X.Y.Z",
                    help="image version (default auto: YYYY.MMDD.N)")
@@ -55,128 +49,70 @@ def add_publish_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end-of-life", metavar="YYYY-MM-DD", help="after this date the version is not latest")
     p.add_argument("--target-region", action="append", metavar="NAME=REPLICAS",
                    help="replicate to a region (repeatable; default local=1)")
-    azure, _ = _azure()
-    if azure is not None:
-        azure.add_azure_arguments(p)
+    add_azure_arguments(p)
 
 
-def parse_target(text: str) -> tuple[str, Path | None]:
-    """'local:PATH' -> ('local', PATH); 'local' -> the default gallery; 'azure' -> ('azure', None)."""
+def add_azure_arguments(parser: argparse.ArgumentParser) -> None:
+    """The Azure options (all default to None, so an unset flag falls through to the environment and TOML)."""
+    group = parser.add_argument_group("Azure (--to azure)", "each option can also be set as HARNESS_AZURE_<NAME> "
+                                      "or as <name> in the [azure] table of --azure-config")
+    group.add_argument("--azure-config", metavar="FILE", help="TOML file with an [azure] table of these settings")
+    for s in SETTINGS:
+        if s.kind is bool:
+            group.add_argument(s.flag, dest=f"azure_{s.name}", action="store_const", const=True, default=None,
+                               help=s.help)
+        else:
+            group.add_argument(s.flag, dest=f"azure_{s.name}", type=s.kind, default=None,
+                               choices=list(s.choices) or None, metavar=None if s.choices else s.metavar or None,
+                               help=s.help)
+
+
+def azure_target(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> AzureTarget:
+    """AzureTarget from the parsed flags, the environment and --azure-config (flags > environment > TOML)."""
+    environ = os.environ if env is None else env
+    config = getattr(args, "azure_config", None) or environ.get("HARNESS_AZURE_CONFIG")
+    table = load_toml(Path(config)) if config else {}
+    flags = {s.name: getattr(args, f"azure_{s.name}", None) for s in SETTINGS}
+    return resolve(flags, environ, table, f"{config} [azure]" if config else "[azure]")
+
+
+def parse_target(text: str, args: argparse.Namespace) -> LocalTarget | AzureTarget:
+    """'local:PATH' -> that gallery folder; 'local' -> ./gallery; 'azure' -> the Azure settings."""
     kind, _, rest = text.partition(":")
     if kind == "local":
-        return "local", Path(rest or "gallery")
+        return LocalTarget(Path(rest or "gallery"))
     if kind == "azure" and not rest:
-        return "azure", None
-    raise PublishError(f"unknown publish target {text!r}", "use --to local:PATH or --to azure")
+        return azure_target(args)
+    raise UsageError(f"unknown publish target {text!r}", "use --to local:PATH or --to azure")
+
+
+def publish_options(args: argparse.Namespace) -> PublishOptions:
+    generation = None if args.generation in (None, BOTH) else Generation(args.generation)
+    return PublishOptions(
+        target=parse_target(args.to, args), generation=generation, definitions=tuple(args.definition or ()),
+        version=args.version, force_unverified=args.force_unverified, exclude_from_latest=args.exclude_from_latest,
+        end_of_life=args.end_of_life, target_regions=tuple(args.target_region or ()))
 
 
 def run(args: argparse.Namespace) -> int:
-    target, request, outcomes, azure_result = publish_build(buildfolder.resolve(args.build), args)
-    _print(args, target, request, outcomes, azure_result)
+    options = publish_options(args)
+    report = publish.run(buildfolder.resolve(args.build), options)
+    show(report, json_output=args.json)
     return 0
 
 
-def publish_build(build: buildfolder.BuildFolder, args: argparse.Namespace) -> tuple[
-        str, model.PublishRequest, list[dict[str, Any]], dict[str, Any]]:
-    """Publish per the publish options in args; writes publish.json whether it succeeds or not."""
-    kind, gallery_path = parse_target(args.to)
-    azure_target: Any = None
-    if kind == "azure":
-        azure, why = _azure()
-        if azure is None:
-            raise PublishError(f"--to azure is not available: {why}", "publish to a local gallery (--to local:PATH)")
-        azure_target = azure.target_from_args(args)
-    target = f"local:{gallery_path.absolute()}" if gallery_path is not None else "azure"
-    try:
-        request = model.prepare(
-            build, generation=args.generation, definitions=args.definition, version=args.version,
-            force_unverified=args.force_unverified, exclude_from_latest=args.exclude_from_latest,
-            end_of_life=args.end_of_life, target_regions=args.target_region)
-        if gallery_path is not None:
-            from harness.publish.local import LocalGallery
-
-            outcomes = [o.to_json() for o in LocalGallery.at(gallery_path).publish(request)]
-            azure_result: dict[str, Any] = {}
-        else:
-            azure_result = _publish_azure(build, azure_target, request)
-            outcomes = _azure_outcomes(request, azure_result)
-    except HarnessError as exc:
-        _write_failed(build, target, exc)
-        raise
-    _write_report(build, target, request, outcomes, azure_result)
-    return target, request, outcomes, azure_result
-
-
-def _publish_azure(build: buildfolder.BuildFolder, target: Any, request: model.PublishRequest) -> dict[str, Any]:
-    azure, _ = _azure()
-    assert azure is not None  # checked before the build was resolved
-    result: dict[str, Any] = azure.publish_to_azure(
-        build, target, version=request.version, definitions=list(request.definitions),
-        force_unverified=request.force_unverified, exclude_from_latest=request.exclude_from_latest,
-        end_of_life=request.end_of_life, target_regions=[(r.name, r.replicas) for r in request.target_regions])
-    return result
-
-
-def _azure_outcomes(request: model.PublishRequest, result: dict[str, Any]) -> list[dict[str, Any]]:
-    """One outcome per definition from the Azure result: 'versions' {definition: version} or 'version'."""
-    found = result.get("versions")
-    per_definition: dict[str, Any] = found if isinstance(found, dict) else {}
-    version = str(result.get("version", request.version))
-    return [model.PublishOutcome(d.name, str(per_definition.get(d.name, version)), bool(result.get("created", True)),
-                                 str(result.get("location", "azure"))).to_json() for d in request.definitions]
-
-
-def _records(request: model.PublishRequest, outcomes: list[dict[str, Any]]) -> list[Record]:
-    definitions = {d.name: d for d in request.definitions}
-    records = []
-    for o in outcomes:
-        definition = definitions[o["definition"]]
-        what = "created" if o["created"] else "already published (no-op)"
-        message = o["note"] or o["location"]
-        unverified = request.gate.problems_for(definition.hyper_v_generation)
-        if unverified:
-            message = f"published unverified (--force-unverified): {'; '.join(unverified)}"
-        records.append(Record(
-            stage="publish", check=f"publish to {o['definition']}", result=WARNING if unverified else PASSED,
-            actual=f"version {o['version']} {what}", required="check and verify passed for this content",
-            message=message, firmware=definition.firmware))
-    return records
-
-
-def _write_report(build: buildfolder.BuildFolder, target: str, request: model.PublishRequest,
-                  outcomes: list[dict[str, Any]], azure_result: dict[str, Any]) -> None:
-    names = [o["definition"] for o in outcomes]
-    found = sorted({o["version"] for o in outcomes})
-    extra: dict[str, Any] = {
-        "target": target, "definition": ", ".join(names), "version": ", ".join(found),
-        "definitions": names, "versions": {o["definition"]: o["version"] for o in outcomes},
-        "published": outcomes, "force_unverified": request.force_unverified,
-    }
-    if azure_result:
-        extra["azure"] = azure_result
-    write_stage(build, StageReport("publish", request.content_digest, _records(request, outcomes), extra=extra))
-
-
-def _write_failed(build: buildfolder.BuildFolder, target: str, exc: HarnessError) -> None:
-    """Record a refused or failed publish in publish.json, so results show why nothing was published."""
-    try:
-        digest = str(build.manifest().get("content_digest", ""))
-    except HarnessError:
-        return  # no readable manifest: nothing to record against
-    record = Record(stage="publish", check="publish", result=FAILED, message=exc.message, required=exc.hint)
-    write_stage(build, StageReport("publish", digest, [record], extra={"target": target}))
-
-
-def _print(args: argparse.Namespace, target: str, request: model.PublishRequest, outcomes: list[dict[str, Any]],
-           azure_result: dict[str, Any]) -> None:
-    if request.force_unverified:
-        print(f"warning: published an unverified build: {'; '.join(request.gate.problems)}", file=sys.stderr)
-    if args.json:
-        emit_json({"target": target, "build": str(request.build.path), "content_digest": request.content_digest,
-                   "force_unverified": request.force_unverified, "unverified_reasons": list(request.gate.problems),
-                   "published": outcomes, **({"azure": azure_result} if azure_result else {})})
+def show(report: StageReport, *, json_output: bool) -> None:
+    details = report.details
+    if details.get("force_unverified"):
+        print(f"warning: published an unverified build: {'; '.join(details.get('unverified_reasons', []))}",
+              file=sys.stderr)
+    if json_output:
+        emit_json({"target": details["target"], "build": str(report.build.path) if report.build else None,
+                   "content_digest": report.content_digest, "force_unverified": details["force_unverified"],
+                   "unverified_reasons": details.get("unverified_reasons", []), "published": details["published"],
+                   **({"azure": details["azure"]} if details.get("azure") else {})})
         return
-    for o in outcomes:
+    for o in details["published"]:
         if o["created"]:
             print(f"published {o['definition']} version {o['version']}: {o['location']}")
         else:

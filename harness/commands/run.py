@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from harness import recipe as recipe_mod
+from harness.commands._args import add_build_arguments, add_verify_arguments, build_options, verify_options
 from harness.commands._output import emit_json, table
-from harness.commands.build import add_build_arguments
-from harness.commands.publish import add_publish_arguments
-from harness.commands.verify import add_boot_arguments
-from harness.errors import HarnessError
-from harness.runner import STAGES, RunSummary, run_pipeline
+from harness.commands.publish import add_publish_arguments, publish_options
+from harness.enums import Stage
+from harness.progress import StageBoard
+from harness.stages import pipeline
+from harness.stages.pipeline import ORDER, RunOptions, StageOutcome, parse_stages, stage_names
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,42 +20,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                    "publish (local gallery by default). Stops at the first failing stage and never "
                                    "publishes an image that failed a gate.")
     p.add_argument("recipe", help="recipe name or path")
-    p.add_argument("--stages", default=",".join(STAGES), metavar="LIST",
-                   help=f"comma-separated subset of {','.join(STAGES)}, run in that order (default: all)")
+    p.add_argument("--stages", default=stage_names(ORDER), metavar="LIST",
+                   help=f"comma-separated subset of {stage_names(ORDER)}, run in that order (default: all)")
     p.add_argument("--build", metavar="BUILD", help="build to use when 'build' is not among the stages "
                                                     "(default RECIPE@latest)")
     add_build_arguments(p)
-    p.add_argument("--firmware", choices=["bios", "uefi", "both"], default="both")
-    p.add_argument("--platform", choices=["azure", "nocloud", "all"], default="azure")
-    add_boot_arguments(p)
+    add_verify_arguments(p)
     add_publish_arguments(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
 
-def summary_json(summary: RunSummary) -> dict[str, Any]:
-    return {
-        "recipe": summary.recipe, "passed": summary.passed,
-        "build": str(summary.build.path) if summary.build else None,
-        "stages": [o.__dict__ for o in summary.outcomes],
-        **{k: v for k, v in summary.facts.items() if k != "error"},
-    }
+def run_options(args: argparse.Namespace) -> RunOptions:
+    stages = parse_stages(args.stages)
+    return RunOptions(stages=stages, build=build_options(args), verify=verify_options(args),
+                      publish=publish_options(args), existing_build=args.build or "")
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = run_pipeline(args)
+    options = run_options(args)
+    recipe = recipe_mod.load(args.recipe)
+    with StageBoard([s.value for s in options.stages]) as board:
+        def observe(stage: Stage, outcome: StageOutcome | None) -> None:
+            if outcome is None:
+                board.begin(stage.value)
+            else:
+                board.end(stage.value, outcome.verdict.value)
+
+        result = pipeline.run(recipe, options, observe)
     if args.json:
-        emit_json(summary_json(summary))
+        emit_json(result.to_json())
     else:
-        table(f"harness run {summary.recipe}", ["stage", "result", "duration", "detail"],
-              [[o.name, o.result, f"{o.duration_s:.1f} s", o.detail] for o in summary.outcomes])
-        if summary.build:
-            print(f"build: {summary.build.path}")
-        if summary.facts.get("vhd"):
-            print(f"VHD: {summary.facts['vhd']}")
-        for item in summary.facts.get("published", []):
-            print(f"published: {item} in {summary.facts.get('target')}")
-    error = summary.facts.get("error")
-    if isinstance(error, HarnessError):
-        raise error
+        table(f"harness run {result.recipe}", ["stage", "result", "duration", "detail"],
+              [[o.stage.value, o.verdict.value, f"{o.duration_s:.1f} s", o.detail] for o in result.outcomes])
+        if result.build:
+            print(f"build: {result.build.path}")
+    if result.error is not None:
+        raise result.error
     return 0

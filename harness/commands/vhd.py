@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness import vhd
 from harness.commands._output import emit_json
+from harness.enums import Result
 from harness.errors import NotFoundError
 
 
@@ -76,7 +77,7 @@ def print_rules(path: Path, results: list[vhd.RuleResult]) -> None:
         if r.hint:
             print(f"  {'':<7} {'':<{width}}  fix: {r.hint}")
     failed = sum(r.failed for r in results)
-    skipped = sum(r.result == vhd.SKIPPED for r in results)
+    skipped = sum(r.result == Result.SKIPPED for r in results)
     verdict = "valid fixed VHD for Azure" if not failed else f"{failed} of {len(results)} rules failed"
     print(f"result: {verdict}" + (f" ({skipped} skipped)" if skipped else ""))
 

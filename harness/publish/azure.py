@@ -1,6 +1,6 @@
 """Publish a build to Azure: page-blob upload, then a gallery image version, a managed image or a managed disk.
 
-`harness publish --to azure` calls add_azure_arguments, target_from_args and publish_to_azure. The Azure SDK
+`harness publish --to azure` resolves an AzureTarget (azure_settings.py) and calls publish_to_azure. The Azure SDK
 is imported only when publishing, so building the CLI parser stays fast. Reads come first: content already
 published (tag `harness-content-digest` on the version, image or disk) is a no-op that names the existing
 resource; a version that exists with other content is refused; nothing is overwritten.
@@ -8,7 +8,6 @@ resource; a version that exists with other content is refused; nothing is overwr
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Sequence
@@ -21,14 +20,14 @@ from harness.buildfolder import VHD, BuildFolder
 from harness.errors import PublishError
 from harness.log import Timings, mask_secrets, stage
 from harness.publish import versions
-from harness.publish.azure_settings import AzureTarget, add_arguments, target_from_args
+from harness.publish.azure_settings import AzureTarget
 from harness.publish.model import DEFAULT_REGION, ImageDefinition, TargetRegion
 
 if TYPE_CHECKING:
     from harness.publish.arm import Arm, Region
     from harness.publish.upload import Progress, UploadResult
 
-__all__ = ["AzureTarget", "add_azure_arguments", "publish_to_azure", "target_from_args"]
+__all__ = ["AzureTarget", "publish_to_azure"]
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +36,6 @@ UPLOAD_STATES = ("ReadyToUpload", "ActiveUpload")
 # CreationData.upload_size_bytes limits (azure-mgmt-compute model docstring): 20 MiB + 512 .. 32 TiB + 512.
 MIN_UPLOAD_BYTES = 20 * 2**20 + 512
 MAX_UPLOAD_BYTES = 32 * 2**40 + 512
-
-
-def add_azure_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the Azure options (an argument group) to `harness publish`."""
-    add_arguments(parser)
 
 
 class _StaticToken:
@@ -315,8 +309,7 @@ def publish_to_azure(build: BuildFolder, target: AzureTarget, *, version: str, d
         raise PublishError(f"build {build.path} has no {VHD}", f"run 'harness convert {build.path}' first")
     if version != "auto":
         versions.parse(version)
-    manifest = build.manifest()
-    digest = str(manifest.get("content_digest", ""))
+    digest = build.manifest().content_digest
     tags = {DIGEST_TAG: digest, "harness-recipe": build.recipe_name, "harness-build": build.build_id}
     if force_unverified:
         tags["harness-force-unverified"] = "true"

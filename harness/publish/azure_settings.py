@@ -7,9 +7,7 @@ e.g. AZURE_SUBSCRIPTION_ID) and from the key `name` in the TOML table. Problems 
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
-import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -164,21 +162,6 @@ def _is_loopback_http(url: str) -> bool:
         return False
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The Azure options of `harness publish` (all default to None so unset flags fall through)."""
-    group = parser.add_argument_group("Azure (--to azure)", "each option can also be set as HARNESS_AZURE_<NAME> "
-                                      "or as <name> in the [azure] table of --azure-config")
-    group.add_argument("--azure-config", metavar="FILE", help="TOML file with an [azure] table of these settings")
-    for s in SETTINGS:
-        if s.kind is bool:
-            group.add_argument(s.flag, dest=f"azure_{s.name}", action="store_const", const=True, default=None,
-                               help=s.help)
-        else:
-            group.add_argument(s.flag, dest=f"azure_{s.name}", type=s.kind, default=None,
-                               choices=list(s.choices) or None, metavar=None if s.choices else s.metavar or None,
-                               help=s.help)
-
-
 def load_toml(path: Path) -> dict[str, Any]:
     """The [azure] table of a TOML file."""
     try:
@@ -271,12 +254,3 @@ def _check(v: dict[str, Any]) -> list[str]:
     if not 1 <= int(v["upload_concurrency"]) <= MAX_CONCURRENCY:
         problems.append(f"upload concurrency {v['upload_concurrency']} is not within 1..{MAX_CONCURRENCY}")
     return problems
-
-
-def target_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> AzureTarget:
-    """AzureTarget from parsed `harness publish` arguments, the environment and --azure-config."""
-    environ = os.environ if env is None else env
-    config = getattr(args, "azure_config", None) or environ.get("HARNESS_AZURE_CONFIG")
-    table = load_toml(Path(config)) if config else {}
-    flags = {s.name: getattr(args, f"azure_{s.name}", None) for s in SETTINGS}
-    return resolve(flags, environ, table, f"{config} [azure]" if config else "[azure]")

@@ -43,7 +43,7 @@ from harness.publish.model import (
     check_name,
     latest,
 )
-from harness.report import now
+from harness.results import now
 
 log = logging.getLogger(__name__)
 
@@ -310,8 +310,8 @@ class LocalGallery:
         unverified = request.gate.problems_for(wanted.hyper_v_generation)
         record = ImageVersion(
             version=version, content_digest=request.content_digest, published=now(),
-            source_build=str(build.path), build_id=str(manifest.get("build_id", build.build_id)),
-            recipe=str(manifest.get("recipe", "")), exclude_from_latest=request.exclude_from_latest,
+            source_build=f"{manifest.recipe}/{manifest.build_id}", build_id=manifest.build_id,
+            recipe=manifest.recipe, exclude_from_latest=request.exclude_from_latest,
             end_of_life=request.end_of_life, target_regions=request.target_regions,
             force_unverified=request.force_unverified and bool(unverified), unverified_reasons=unverified,
             extra={"definition": wanted.name, "hyper_v_generation": wanted.hyper_v_generation,

@@ -11,7 +11,6 @@ own options must not redefine them): --to, --definition, --generation, --version
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.buildfolder import VHD, BuildFolder
-from harness.errors import PublishError
+from harness.enums import Stage
+from harness.errors import GateRefused, PublishError
+from harness.manifest import Manifest
 from harness.publish import versions
-from harness.report import stage_passed
+from harness.results import stage_passed
 
 # One mapping, used everywhere (DESIGN.md "Firmware names").
 GENERATION_FIRMWARE = {"V1": "bios", "V2": "uefi"}
@@ -32,7 +33,6 @@ STORAGE_ACCOUNT_TYPES = ("Standard_LRS", "Standard_ZRS", "Premium_LRS", "Premium
 DEFAULT_REGION = "local"
 MAX_REPLICAS = 100
 VHD_FOOTER_BYTES = 512
-VHD_COOKIE = b"conectix"
 
 # Azure: definition names are letters, digits, dots and dashes (we also allow '_'); never a leading dot,
 # so hidden staging/tombstone folders in a local gallery can never collide with a definition.
@@ -263,9 +263,9 @@ def check_version(version: str) -> str:
 
 # -- generations and definitions ------------------------------------------------------------------
 
-def generations_to_publish(manifest: dict[str, Any], requested: str | None) -> tuple[str, ...]:
+def generations_to_publish(manifest: Manifest, requested: str | None) -> tuple[str, ...]:
     """V1, V2 or both; default the build's generations. A hybrid disk serves a V1 and a V2 definition."""
-    built = tuple(g for g in ("V1", "V2") if g in manifest.get("generations", ()))
+    built = tuple(g.value for g in manifest.generations)
     if not built:
         raise PublishError("the build's manifest names no generation (V1/V2)", "rebuild it with 'harness build'")
     if requested in (None, "", "both", "all"):
@@ -286,16 +286,14 @@ def default_name(offer: str, sku: str, generation: str, os_state: str) -> str:
     return f"{base}-{GENERATION_SUFFIX[generation]}{suffix}"
 
 
-def default_definition_name(manifest: dict[str, Any], generation: str) -> str:
+def default_definition_name(manifest: Manifest, generation: str) -> str:
     """The default definition of a build: default_name() from the recipe's [gallery] offer and sku."""
-    gallery = manifest.get("gallery") or {}
-    return default_name(str(gallery.get("offer") or manifest.get("recipe", "image")),
-                        str(gallery.get("sku") or "default"), generation,
-                        str(manifest.get("os_state", "generalized")))
+    return default_name(manifest.gallery.offer or manifest.recipe, manifest.gallery.sku or "default", generation,
+                        manifest.os_state.value)
 
 
 def definition_names(generations: Sequence[str], given: Sequence[str] | None,
-                     manifest: dict[str, Any]) -> dict[str, str]:
+                     manifest: Manifest) -> dict[str, str]:
     """Generation -> definition name from --definition values: NAME (one generation) or GEN=NAME."""
     names = {g: default_definition_name(manifest, g) for g in generations}
     for item in given or ():
@@ -317,25 +315,20 @@ def definition_names(generations: Sequence[str], given: Sequence[str] | None,
     return names
 
 
-def definitions_for(manifest: dict[str, Any], generations: Sequence[str],
+def definitions_for(manifest: Manifest, generations: Sequence[str],
                     names: dict[str, str] | None = None) -> tuple[ImageDefinition, ...]:
     """The image definitions one build is published to: one per generation, same identity and OS state."""
-    gallery = manifest.get("gallery") or {}
-    os_state = OS_STATES.get(str(manifest.get("os_state", "generalized")).lower())
-    if os_state is None:
-        raise PublishError(f"build OS state {manifest.get('os_state')!r} is unknown",
-                           "the manifest's os_state must be 'generalized' or 'specialized'")
-    arch = ARCHITECTURES.get(str(manifest.get("architecture", "x64")).lower())
+    os_state = manifest.os_state.azure
+    arch = ARCHITECTURES.get(manifest.architecture.lower())
     if arch is None:
-        raise PublishError(f"architecture {manifest.get('architecture')!r} is unknown", "use x64 or Arm64")
+        raise PublishError(f"architecture {manifest.architecture!r} is unknown", "use x64 or Arm64")
     result = []
     for gen in generations:
         name = check_name((names or {}).get(gen) or default_definition_name(manifest, gen))
         result.append(ImageDefinition(
-            name=name, publisher=str(gallery.get("publisher", "harness")),
-            offer=str(gallery.get("offer", manifest.get("recipe", "image"))), sku=str(gallery.get("sku", "default")),
+            name=name, publisher=manifest.gallery.publisher, offer=manifest.gallery.offer, sku=manifest.gallery.sku,
             os_state=os_state, hyper_v_generation=gen, architecture=arch,
-            description=f"{manifest.get('recipe', 'image')} ({os_state.lower()}, {GENERATION_SUFFIX[gen]})"))
+            description=f"{manifest.recipe} ({os_state.lower()}, {GENERATION_SUFFIX[gen]})"))
     return tuple(result)
 
 
@@ -346,48 +339,37 @@ def gate(build: BuildFolder, generations: Sequence[str], *, force_unverified: bo
 
     With force_unverified the problems are returned (to be recorded on the version) instead of raised.
     """
-    digest = str(build.manifest().get("content_digest", ""))
+    digest = build.manifest().content_digest
     common: list[str] = []
     per_generation: list[tuple[str, str]] = []
     if not digest:
         common.append("the manifest has no content digest")
-    elif not stage_passed(build, "check", digest):
+    elif not stage_passed(build, Stage.CHECK, digest):
         common.append(f"check has not passed for content {digest}")
     for gen in generations:
         firmware = GENERATION_FIRMWARE[gen]
-        if digest and not stage_passed(build, "verify", digest, firmware):
+        if digest and not stage_passed(build, Stage.VERIFY, digest, firmware):
             per_generation.append((gen, f"verify has not passed on {firmware} ({gen}) for this content"))
     result = GateResult(tuple(common), tuple(per_generation), force_unverified)
     if not result.verified and not force_unverified:
-        raise PublishError(f"refusing to publish an unverified build: {'; '.join(result.problems)}",
-                           f"run 'harness check' and 'harness verify' on {build.path}, "
-                           "or pass --force-unverified (recorded on the version)")
+        raise GateRefused(f"refusing to publish an unverified build: {'; '.join(result.problems)}",
+                          f"run 'harness check' and 'harness verify' on {build.path}, "
+                          "or pass --force-unverified (recorded on the version)")
     return result
 
 
 def vhd_problems(path: Path, size_bytes: int | None) -> list[str]:
-    """Problems with a fixed VHD: harness.vhd.validate when present, else size and cookie only."""
-    problems: list[str] = []
+    """Problems with a fixed VHD: its size against the manifest, then every rule of harness.vhd."""
+    from harness import vhd as vhd_rules
+
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         return [f"{path} does not exist"]
+    problems: list[str] = []
     if size_bytes is not None and size != size_bytes + VHD_FOOTER_BYTES:
         problems.append(f"{path.name} is {size} bytes, expected the disk size {size_bytes} + {VHD_FOOTER_BYTES}")
-    try:
-        vhd_module = importlib.import_module("harness.vhd")
-    except ModuleNotFoundError as exc:
-        if exc.name != "harness.vhd":
-            raise
-        vhd_module = None
-    if vhd_module is not None and hasattr(vhd_module, "validate"):
-        problems.extend(str(getattr(p, "message", p)) for p in vhd_module.validate(path))
-        return problems
-    with path.open("rb") as handle:
-        handle.seek(max(size - VHD_FOOTER_BYTES, 0))
-        footer = handle.read(VHD_FOOTER_BYTES)
-    if len(footer) < VHD_FOOTER_BYTES or not footer.startswith(VHD_COOKIE):
-        problems.append(f"{path.name} has no VHD footer (cookie 'conectix' in its last 512 bytes)")
+    problems.extend(p.message for p in vhd_rules.validate(path))
     return problems
 
 
@@ -396,29 +378,53 @@ def build_vhd(build: BuildFolder) -> Path:
     vhd = build.path / VHD
     if not vhd.exists():
         raise PublishError(f"build {build.path} has no {VHD}", f"run 'harness convert {build.path}' first")
-    size = build.manifest().get("disk", {}).get("size_bytes")
-    problems = vhd_problems(vhd, int(size) if size is not None else None)
+    problems = vhd_problems(vhd, build.manifest().disk.size_bytes)
     if problems:
         raise PublishError(f"{vhd} is not a valid fixed VHD: {'; '.join(problems)}",
                            f"rerun 'harness convert {build.path}'")
     return vhd
 
 
-def prepare(build: BuildFolder, *, generation: str | None = None, definitions: Sequence[str] | None = None,
-            version: str = "auto", force_unverified: bool = False, exclude_from_latest: bool = False,
-            end_of_life: str | None = None, target_regions: Sequence[str] | None = None) -> PublishRequest:
-    """Validate every publish option, gate the build and check its VHD: the pre-flight of any target."""
-    manifest = build.manifest()
+@dataclass(frozen=True)
+class Requested:
+    """The publish options, validated against the build (before the gate and before anything is written)."""
+
+    generations: tuple[str, ...]
+    definitions: tuple[ImageDefinition, ...]
+    version: str
+    end_of_life: str | None
+    target_regions: tuple[TargetRegion, ...]
+
+
+def validate_options(manifest: Manifest, *, generation: str | None = None, definitions: Sequence[str] | None = None,
+                     version: str = "auto", end_of_life: str | None = None,
+                     target_regions: Sequence[str] | None = None) -> Requested:
+    """Every publish option checked at once against the build, with no side effect."""
     check_version(version)
     eol = parse_end_of_life(end_of_life)
     regions = parse_target_regions(target_regions)
     gens = generations_to_publish(manifest, generation)
     defs = definitions_for(manifest, gens, definition_names(gens, definitions, manifest))
-    result = gate(build, gens, force_unverified=force_unverified)
-    vhd = build_vhd(build)
-    return PublishRequest(build=build, vhd=vhd, content_digest=str(manifest["content_digest"]), definitions=defs,
-                          version=version, exclude_from_latest=exclude_from_latest, end_of_life=eol,
-                          target_regions=regions, gate=result)
+    return Requested(gens, defs, version, eol, regions)
+
+
+def request_for(build: BuildFolder, requested: Requested, gate_result: GateResult, *,
+                exclude_from_latest: bool = False) -> PublishRequest:
+    """The request a target publishes, once the gate passed (or was forced) and the build holds its VHD."""
+    return PublishRequest(build=build, vhd=build_vhd(build), content_digest=build.manifest().content_digest,
+                          definitions=requested.definitions, version=requested.version,
+                          exclude_from_latest=exclude_from_latest, end_of_life=requested.end_of_life,
+                          target_regions=requested.target_regions, gate=gate_result)
+
+
+def prepare(build: BuildFolder, *, generation: str | None = None, definitions: Sequence[str] | None = None,
+            version: str = "auto", force_unverified: bool = False, exclude_from_latest: bool = False,
+            end_of_life: str | None = None, target_regions: Sequence[str] | None = None) -> PublishRequest:
+    """Validate every publish option, gate the build and check its VHD: the pre-flight of any target."""
+    requested = validate_options(build.manifest(), generation=generation, definitions=definitions, version=version,
+                                 end_of_life=end_of_life, target_regions=target_regions)
+    result = gate(build, requested.generations, force_unverified=force_unverified)
+    return request_for(build, requested, result, exclude_from_latest=exclude_from_latest)
 
 
 # -- latest resolution ----------------------------------------------------------------------------

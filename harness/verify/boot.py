@@ -77,6 +77,7 @@ class BootTimings:
     goalstate_first_s: float | None = None
     ready_s: float | None = None
     ssh_ready_s: float | None = None
+    checks_done_s: float | None = None  # every in-guest check and the guest's logs collected
 
     def to_json(self) -> dict[str, float | None]:
         return {k: (round(v, 1) if v is not None else None) for k, v in self.__dict__.items()}
@@ -161,7 +162,7 @@ class BootSession:
         assert self.ns is not None
         events = self.evidence / "platform-events.jsonl"
         requests = self.evidence / "platform-requests.jsonl"
-        argv = [sys.executable, "-m", "harness.platform.daemon", "--config", str(self.scratch / "platform.json"),
+        argv = [sys.executable, "-m", "harness.helpers.platformd", "--config", str(self.scratch / "platform.json"),
                 "--log", str(requests), "--events", str(events),
                 "--bind", f"imds={IMDS}:80", "--bind", f"wireserver={WIRESERVER}:80",
                 "--bind", f"hostgaplugin={WIRESERVER}:32526"]
@@ -181,8 +182,8 @@ class BootSession:
     def _start_ssh_bridge(self) -> None:
         assert self.ns is not None
         sock = self.scratch / "ssh.sock"
-        bridge = self.ns.spawn([sys.executable, "-m", "harness.vm.sshproxy", "listen", str(sock), f"{GUEST_IP}:22"],
-                               name="ssh-bridge", stdout_path=self.scratch / "ssh-bridge.txt")
+        argv = [sys.executable, "-m", "harness.helpers.sshproxy", "listen", str(sock), f"{GUEST_IP}:22"]
+        bridge = self.ns.spawn(argv, name="ssh-bridge", stdout_path=self.scratch / "ssh-bridge.txt")
         self._stack.callback(bridge.stop, 2.0)
         deadline = time.monotonic() + 10
         while not sock.exists():
@@ -194,7 +195,7 @@ class BootSession:
         req = self.request
         build = req.build
         disk = build.disk()
-        self.disk_size_bytes = int(build.manifest()["disk"]["size_bytes"])
+        self.disk_size_bytes = build.manifest().disk.size_bytes
         self.overlay_size_bytes = self.disk_size_bytes + GROW_BYTES
         overlay = self.scratch / "overlay.qcow2"
         create_overlay(disk, build.disk_format(), overlay, self.overlay_size_bytes)
@@ -216,7 +217,7 @@ class BootSession:
 
     @property
     def agent(self) -> str:
-        return str(self.request.build.manifest().get("agent", "cloud-init"))
+        return self.request.build.manifest().agent.value
 
     # -- waiting -----------------------------------------------------------------------------
     def _note_serial(self) -> None:
@@ -324,6 +325,6 @@ class BootSession:
 
     def ssh_command(self) -> str:
         """A command a person can paste to log in (for `harness boot`)."""
-        proxy = f"{sys.executable} -m harness.vm.sshproxy connect {self.scratch / 'ssh.sock'}"
+        proxy = f"{sys.executable} -m harness.helpers.sshproxy connect {self.scratch / 'ssh.sock'}"
         return (f"ssh -i {self.key.private_path} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
                 f"-o ProxyCommand='{proxy}' {self.config.admin_username}@{self.config.hostname}")

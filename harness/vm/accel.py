@@ -23,8 +23,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import run
-from harness.build.context import cache_root
+from harness import proc
+from harness.builder.context import cache_root
 from harness.errors import CommandError, CommandTimeoutError
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class AccelChoice:
 
 
 def _host_key() -> str:
-    version = run.run(["qemu-system-x86_64", "--version"]).stdout.splitlines()[0]
+    version = proc.run(["qemu-system-x86_64", "--version"]).stdout.splitlines()[0]
     return f"{platform.node()}|{platform.release()}|{version}"
 
 
@@ -91,7 +91,7 @@ def probe_kvm(kernel: Path, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[bool, s
                 "-append", "console=ttyS0 panic=-1 root=/dev/harness-probe-none"]
         start = time.monotonic()
         try:
-            run.run(argv, timeout_s=timeout_s)
+            proc.run(argv, timeout_s=timeout_s)
         except CommandTimeoutError:
             printed = serial.stat().st_size if serial.exists() else 0
             return False, (f"a stock kernel did not finish booting under KVM in {timeout_s:.0f} s "

@@ -15,9 +15,9 @@ from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 
-from harness import run
+from harness import proc
 from harness.errors import VerifyError
-from harness.run import shell_line
+from harness.proc import shell_line
 from harness.vm.qemu import VMSpec, build_argv
 from harness.vm.qmp import Qmp
 
@@ -43,7 +43,7 @@ def create_overlay(base: Path, base_format: str, overlay: Path, size_bytes: int 
     argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", base_format, "-b", str(base.resolve()), str(overlay)]
     if size_bytes:
         argv.append(str(size_bytes))
-    run.run(argv)
+    proc.run(argv)
 
 
 class VM:
@@ -53,7 +53,7 @@ class VM:
         self.spec = spec
         self.evidence = evidence
         self.prefix = prefix or []
-        self.process: run.Process | None = None
+        self.process: proc.Process | None = None
         self.qmp: Qmp | None = None
         self.started = 0.0
         self.argv = build_argv(spec)
@@ -62,7 +62,7 @@ class VM:
         (self.evidence / "qemu-argv.txt").write_text(shell_line(self.argv) + "\n", encoding="utf-8")
         self.spec.serial_log.touch()
         self.started = time.monotonic()
-        self.process = run.spawn([*self.prefix, *self.argv], name=f"qemu-{self.spec.name}",
+        self.process = proc.spawn([*self.prefix, *self.argv], name=f"qemu-{self.spec.name}",
                                  stdout_path=self.evidence / "qemu-output.txt")
         self.qmp = Qmp(self.spec.qmp_socket)
         try:

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from harness import run
+from harness import proc
 from harness.errors import PlatformError
-from harness.run import Process, Result
+from harness.proc import Process, Result
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class NetNamespace:
         argv = ["unshare", "--net", "--", "sleep", "infinity"]
         if self.rootless:
             argv = ["unshare", "--user", "--map-root-user", "--net", "--", "sleep", "infinity"]
-        self.holder = run.spawn(argv, name="netns")
+        self.holder = proc.spawn(argv, name="netns")
         own = os.readlink("/proc/self/ns/net")
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -78,10 +78,10 @@ class NetNamespace:
         return ["nsenter", f"--target={self.pid}", "--net", "--"]
 
     def run(self, argv: Sequence[str], **kwargs: object) -> Result:
-        return run.run([*self.prefix(), *argv], **kwargs)  # type: ignore[arg-type]
+        return proc.run([*self.prefix(), *argv], **kwargs)  # type: ignore[arg-type]
 
     def spawn(self, argv: Sequence[str], *, name: str, stdout_path: Path | None = None) -> Process:
-        return run.spawn([*self.prefix(), *argv], name=name, stdout_path=stdout_path)
+        return proc.spawn([*self.prefix(), *argv], name=name, stdout_path=stdout_path)
 
     def shell_hint(self) -> str:
         """How a person enters the namespace (for `harness boot`)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from harness import run
+from harness import proc
 from harness.errors import PlatformError
 from harness.vm.netns import NetNamespace
 
@@ -82,10 +82,10 @@ class AzureNetwork:
         self.ns = ns
         self.plan = plan
         self.workdir = workdir
-        self.dnsmasq: run.Process | None = None
+        self.dnsmasq: proc.Process | None = None
 
     def __enter__(self) -> AzureNetwork:
-        run.require("ip", "dnsmasq")
+        proc.require("ip", "dnsmasq")
         for argv in setup_commands(self.plan):
             self.ns.run(argv)
         self.dnsmasq = self.ns.spawn(dnsmasq_argv(self.plan, self.workdir), name="dnsmasq",

@@ -106,6 +106,23 @@ class Guest:
         log.debug("guest$ %s -> %d", command, code)
         return CommandResult(command, code, out, err)
 
+    def run_script(self, script: str, timeout_s: float = 600) -> CommandResult:
+        """Run a shell program fed on stdin (one round trip for many commands); never raises on its exit code."""
+        if self.client is None:
+            raise VerifyError("not connected to the guest", "call connect() first")
+        try:
+            stdin, stdout, stderr = self.client.exec_command("sh -s", timeout=timeout_s)
+            stdin.write(script.encode())
+            stdin.channel.shutdown_write()
+            out = stdout.read().decode(errors="replace")
+            err = stderr.read().decode(errors="replace")
+            code = stdout.channel.recv_exit_status()
+        except (OSError, paramiko.SSHException) as exc:
+            raise VerifyError(f"SSH batch of {script.count(chr(10))} lines lost its connection: {exc}",
+                              "the guest may have crashed") from exc
+        log.debug("guest$ sh -s (%d bytes) -> %d", len(script), code)
+        return CommandResult("sh -s <batch>", code, out, err)
+
     def try_password(self, password: str) -> bool:
         """Whether a password login is accepted (it must not be)."""
         client = paramiko.SSHClient()

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import run
+from harness import proc
 from harness.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ class Azurite:
     """A running Azurite blob service."""
 
     port: int
-    process: run.Process
+    process: proc.Process
     log_path: Path
 
     @property
@@ -55,10 +55,10 @@ class Azurite:
             return ""
 
 
-def _wait_ready(port: int, proc: run.Process, timeout_s: float) -> bool:
+def _wait_ready(port: int, child: proc.Process, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if child.poll() is not None:
             return False
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -82,17 +82,17 @@ def running_azurite(workdir: Path, *, timeout_s: float = 60.0) -> Iterator[Azuri
     log_path = workdir / "azurite.log"
     for _attempt in range(3):  # the port may be taken between free_port() and Azurite's bind
         port = free_port()
-        proc = run.spawn([AZURITE_BLOB, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+        child = proc.spawn([AZURITE_BLOB, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
                           "--skipApiVersionCheck", "--disableTelemetry", "--silent"],
                          name="azurite", cwd=workdir, stdout_path=log_path)
-        if _wait_ready(port, proc, timeout_s):
+        if _wait_ready(port, child, timeout_s):
             break
-        proc.stop()
+        child.stop()
     else:
         tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
         raise AzuriteError(f"Azurite did not start within {timeout_s:.0f} s: {tail.strip() or 'no output'}",
                            "check node (v20+) and rerun `make setup`")
     try:
-        yield Azurite(port, proc, log_path)
+        yield Azurite(port, child, log_path)
     finally:
-        proc.stop()
+        child.stop()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from harness.report import Record, StageReport
-from harness.runner import RunSummary
+from harness.enums import Stage
+from harness.results import StageReport, load_stage
+from harness.stages.pipeline import RunReport
 from tests.integration.pipeline_fixtures import run_harness
 
 
@@ -23,17 +23,16 @@ def e2e_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def e2e_first_run(e2e_dirs: dict[str, Path]) -> RunSummary:
+def e2e_first_run(e2e_dirs: dict[str, Path]) -> RunReport:
     """`harness run debian-12` with every stage and both firmwares, once for the session."""
-    return run_harness(e2e_dirs, [])
+    return run_harness(e2e_dirs)
 
 
 @pytest.fixture(scope="session")
-def debian12_verified(e2e_first_run: RunSummary) -> StageReport:
+def debian12_verified(e2e_first_run: RunReport) -> StageReport:
     """debian-12 verified under SeaBIOS and OVMF: the e2e run's verify stage (shared, not repeated)."""
     assert e2e_first_run.build is not None
-    data = json.loads(e2e_first_run.build.stage_file("verify").read_text())
-    report = StageReport(stage="verify", content_digest=data["content_digest"],
-                         records=[Record.from_json(r) for r in data["records"]])
-    report.extra = {k: v for k, v in data.items() if k in ("boots", "accel", "accel_reason", "parallel_boots")}
+    report = load_stage(e2e_first_run.build, Stage.VERIFY)
+    assert report is not None
+    report.build = e2e_first_run.build
     return report

@@ -1,7 +1,7 @@
 """Plant one defect into a COPY of a built disk, offline: debugfs -w on the root file system, mtools on the
 ESP, plain byte writes for the partition table and the first MiB. Never use these on a shared build.
 
-Every helper takes the build folder; writes go through harness.run (no subprocess here).
+Every helper takes the build folder; writes go through harness.proc (no subprocess here).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import run
+from harness import proc
 from harness.buildfolder import BuildFolder
 from harness.checks.diskread import Disk, mtools_env, parse_debugfs_stat
 from harness.checks.image import ESP_GUID, LINUX_ROOT_GUIDS
@@ -53,13 +53,13 @@ def debugfs_write(build: BuildFolder, commands: list[str]) -> str:
     with tempfile.TemporaryDirectory(prefix="plant-") as tmp:
         script = Path(tmp) / "cmds"
         script.write_text("\n".join(commands) + "\n", encoding="utf-8")
-        return run.run(["debugfs", "-w", "-f", str(script), _spec(build)]).stdout
+        return proc.run(["debugfs", "-w", "-f", str(script), _spec(build)]).stdout
 
 
 def read_file(build: BuildFolder, guest_path: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="plant-") as tmp:
         target = Path(tmp) / "file"
-        run.run(["debugfs", "-c", "-R", f"dump {guest_path} {target}", _spec(build)])
+        proc.run(["debugfs", "-c", "-R", f"dump {guest_path} {target}", _spec(build)])
         if not target.exists():
             raise AssertionError(f"{guest_path} is not in the image")
         return target.read_bytes()
@@ -73,7 +73,7 @@ def mkdirs(build: BuildFolder, guest_dir: str) -> None:
 
 def file_mode(build: BuildFolder, guest_path: str) -> int | None:
     """Permission bits of a file in the image, None when it does not exist."""
-    out = run.run(["debugfs", "-c", "-R", f"stat {guest_path}", _spec(build)]).stdout
+    out = proc.run(["debugfs", "-c", "-R", f"stat {guest_path}", _spec(build)]).stdout
     info = parse_debugfs_stat(out)
     return info.mode if info else None
 
@@ -124,7 +124,7 @@ def write_bytes(build: BuildFolder, offset: int, data: bytes) -> None:
 
 
 def set_partition_type(build: BuildFolder, number: int, type_guid: str) -> None:
-    run.run(["sfdisk", "--no-reread", "--no-tell-kernel", "--part-type", str(build.disk()), str(number), type_guid])
+    proc.run(["sfdisk", "--no-reread", "--no-tell-kernel", "--part-type", str(build.disk()), str(number), type_guid])
 
 
 def esp_patch(build: BuildFolder, guest_path: str, old: bytes, new: bytes) -> None:
@@ -132,15 +132,15 @@ def esp_patch(build: BuildFolder, guest_path: str, old: bytes, new: bytes) -> No
     image = f"{build.disk()}@@{esp_offset(build)}"
     with tempfile.TemporaryDirectory(prefix="plant-") as tmp:
         local = Path(tmp) / posixpath.basename(guest_path)
-        run.run(["mcopy", "-n", "-i", image, f"::{guest_path}", str(local)], env=mtools_env())
+        proc.run(["mcopy", "-n", "-i", image, f"::{guest_path}", str(local)], env=mtools_env())
         data = local.read_bytes()
         assert old in data, f"{old!r} not found in {guest_path}"
         local.write_bytes(data.replace(old, new))
-        run.run(["mcopy", "-o", "-i", image, str(local), f"::{guest_path}"], env=mtools_env())
+        proc.run(["mcopy", "-o", "-i", image, str(local), f"::{guest_path}"], env=mtools_env())
 
 
 def esp_remove(build: BuildFolder, guest_path: str) -> None:
-    run.run(["mdel", "-i", f"{build.disk()}@@{esp_offset(build)}", f"::{guest_path}"], env=mtools_env())
+    proc.run(["mdel", "-i", f"{build.disk()}@@{esp_offset(build)}", f"::{guest_path}"], env=mtools_env())
 
 
 # ---------------------------------------------------------------------------------------------

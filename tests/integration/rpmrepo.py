@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import run
+from harness import proc
 
 KERNEL_VERSION = "5.14.0-1.fake.x86_64"
 HV_MODULE_PATHS = (
@@ -118,9 +118,9 @@ def build_repo(workdir: Path, packages: list[FakePackage]) -> Path:
             (source / folder.lstrip("/")).mkdir(parents=True, exist_ok=True)
         spec = workdir / f"{package.name}.spec"
         spec.write_text(_spec(package, source), encoding="utf-8")
-        run.run(["rpmbuild", "--quiet", "--define", f"_topdir {top}", "--define", "_build_id_links none",
+        proc.run(["rpmbuild", "--quiet", "--define", f"_topdir {top}", "--define", "_build_id_links none",
                  "--define", "__os_install_post %{nil}", "-bb", str(spec)])
     for rpm_file in top.glob("RPMS/*/*.rpm"):
         shutil.copy(rpm_file, repo / rpm_file.name)
-    run.run(["createrepo_c", "--quiet", str(repo)])
+    proc.run(["createrepo_c", "--quiet", str(repo)])
     return repo

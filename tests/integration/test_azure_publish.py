@@ -319,7 +319,7 @@ def test_harness_publish_to_azure_from_the_command_line(
         build: BuildFolder, stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """Flags, environment and the [azure] table reach publish_to_azure through `harness publish --to azure`."""
-    from harness.cli import make_parser
+    from harness.cli import main
 
     config = tmp_path / "azure.toml"
     config.write_text(f'[azure]\nsubscription_id = "{SUB}"\nresource_group = "{RG}"\nlocation = "westeurope"\n'
@@ -328,10 +328,9 @@ def test_harness_publish_to_azure_from_the_command_line(
     for name in [n for n in os.environ if n.startswith(("AZURE_", "HARNESS_AZURE_"))]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("HARNESS_AZURE_STORAGE_CONNECTION_STRING", stack.conn)
-    args = make_parser().parse_args([
-        "publish", str(build.path), "--to", "azure", "--force-unverified", "--version", "3.2.1", "--json",
-        "--azure-config", str(config), "--arm-endpoint", stack.arm.url, "--target-region", "westeurope=3"])
-    assert args.func(args) == 0
+    assert main(["publish", str(build.path), "--to", "azure", "--force-unverified", "--version", "3.2.1", "--json",
+                 "--azure-config", str(config), "--arm-endpoint", stack.arm.url, "--target-region",
+                 "westeurope=3"]) == 0
 
     printed = json.loads(capsys.readouterr().out)
     assert printed["azure"]["versions"] == {"testdistro-base-gen1": "3.2.1", "testdistro-base-gen2": "3.2.1"}

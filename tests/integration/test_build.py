@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import proc
 from harness import recipe as recipe_mod
-from harness import run
-from harness.build.context import BuildOptions
-from harness.build.pipeline import build
+from harness.builder.context import BuildOptions
+from harness.builder.pipeline import build
 from harness.buildfolder import BuildFolder, builds_root, list_builds
 from harness.digest import content_digest
 from harness.errors import CommandError
@@ -27,7 +27,7 @@ def root_offset(b: BuildFolder) -> int:
 
 
 def debugfs(b: BuildFolder, request: str) -> str:
-    return run.run(["debugfs", "-c", "-R", request, f"{b.disk()}?offset={root_offset(b)}"]).stdout
+    return proc.run(["debugfs", "-c", "-R", request, f"{b.disk()}?offset={root_offset(b)}"]).stdout
 
 
 @pytest.fixture(params=RECIPES)
@@ -50,13 +50,13 @@ def test_manifest_records_the_build(built: BuildFolder) -> None:
 
 
 def test_hybrid_gpt_with_three_partitions(built: BuildFolder) -> None:
-    table = json.loads(run.run(["sfdisk", "-J", str(built.disk())]).stdout)["partitiontable"]
+    table = json.loads(proc.run(["sfdisk", "-J", str(built.disk())]).stdout)["partitiontable"]
     assert table["label"] == "gpt"
     types = [p["type"].upper() for p in table["partitions"]]
     assert types == ["21686148-6449-6E6F-744E-656564454649", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
                      "0FC63DAF-8483-4772-8E79-3D69D8477DE4"]
     assert all(p["start"] % 2048 == 0 for p in table["partitions"])
-    listing = run.run(["sfdisk", "-l", str(built.disk())]).stdout
+    listing = proc.run(["sfdisk", "-l", str(built.disk())]).stdout
     assert "EFI System" in listing and "BIOS boot" in listing
 
 
@@ -73,7 +73,7 @@ def test_bios_boot_code_points_at_core_img(built: BuildFolder) -> None:
 
 def test_esp_holds_the_removable_media_loader(built: BuildFolder) -> None:
     esp = next(p for p in built.manifest()["disk"]["layout"] if p["name"] == "esp")["start_mib"] * 1024 * 1024
-    out = run.run(["mdir", "-b", "-i", f"{built.disk()}@@{esp}", "::/EFI/BOOT"]).stdout
+    out = proc.run(["mdir", "-b", "-i", f"{built.disk()}@@{esp}", "::/EFI/BOOT"]).stdout
     assert "BOOTX64.EFI" in out.upper()
 
 
@@ -96,7 +96,7 @@ def test_hyperv_drivers_in_initramfs_or_built_in(built: BuildFolder, tmp_path: P
     config = debugfs(built, f"cat /boot/config-{version}")
     initrd = tmp_path / "initrd"
     debugfs(built, f"dump /boot/initrd.img-{version} {initrd}")
-    listing = run.run(["lsinitramfs", str(initrd)]).stdout
+    listing = proc.run(["lsinitramfs", str(initrd)]).stdout
     for module, option in (("hv_vmbus", "CONFIG_HYPERV"), ("hv_storvsc", "CONFIG_HYPERV_STORAGE"),
                            ("hv_netvsc", "CONFIG_HYPERV_NET")):
         in_initrd = f"/{module}.ko" in listing.replace(".ko.zst", ".ko").replace(".ko.xz", ".ko")

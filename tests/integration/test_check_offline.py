@@ -15,7 +15,7 @@ import pytest
 from harness import cli
 from harness.buildfolder import RAW, VHD, BuildFolder
 from harness.checks.audit import AuditResult, audit
-from harness.report import FAILED, WARNING
+from harness.results import FAILED, WARNING
 from tests.integration import plant
 
 pytestmark = pytest.mark.network

@@ -8,16 +8,17 @@ from pathlib import Path
 import pytest
 
 from harness.buildfolder import BuildFolder
+from harness.enums import Stage
 from harness.publish.local import LocalGallery
-from harness.runner import RunSummary
+from harness.stages.pipeline import RunReport
 from tests.integration.pipeline_fixtures import run_harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.qemu, pytest.mark.network]
 
 
-def test_first_run_builds_verifies_converts_and_publishes(e2e_first_run: RunSummary, e2e_dirs: dict[str, Path]) -> None:
+def test_first_run_builds_verifies_converts_and_publishes(e2e_first_run: RunReport, e2e_dirs: dict[str, Path]) -> None:
     summary = e2e_first_run
-    assert [(o.name, o.result) for o in summary.outcomes] == [
+    assert [(o.stage, o.verdict) for o in summary.outcomes] == [
         ("build", "passed"), ("check", "passed"), ("verify", "passed"), ("convert", "passed"), ("publish", "passed")]
     build = summary.build
     assert build is not None and build.path.parent.parent == e2e_dirs["builds"]
@@ -35,10 +36,10 @@ def test_first_run_builds_verifies_converts_and_publishes(e2e_first_run: RunSumm
     assert names == ["debian-12-gen1", "debian-12-gen2"]
     for name in names:
         latest = gallery.latest(name)
-        assert latest is not None and latest.content_digest == build.manifest()["content_digest"]
+        assert latest is not None and latest.content_digest == build.manifest().content_digest
 
 
-def test_second_run_is_a_cache_hit_and_publishes_nothing_new(e2e_first_run: RunSummary,
+def test_second_run_is_a_cache_hit_and_publishes_nothing_new(e2e_first_run: RunReport,
                                                                e2e_dirs: dict[str, Path]) -> None:
     first_build = e2e_first_run.build
     assert first_build is not None
@@ -47,20 +48,23 @@ def test_second_run_is_a_cache_hit_and_publishes_nothing_new(e2e_first_run: RunS
     # Nothing changed: build is a cache hit, convert and publish are no-ops. The second run skips
     # verify to keep the test budget (each boot costs minutes under TCG); `make bench` times the full
     # warm run, verify of both firmwares included.
-    second = run_harness(e2e_dirs, ["--stages", "build,check,convert,publish"])
+    second = run_harness(e2e_dirs, "build,check,convert,publish")
     assert second.build is not None and second.build.path == first_build.path
-    assert (second.outcomes[0].name, second.outcomes[0].result) == ("build", "cache hit")
+    assert [(o.stage, o.verdict) for o in second.outcomes] == [
+        ("build", "cache hit"), ("check", "passed"), ("convert", "no-op"), ("publish", "no-op")]
     assert second.passed
     after = {d.name: [v.version for v in gallery.versions(d.name)] for d in gallery.definitions()}
     assert after == before
-    assert all("(no-op)" in item for item in second.facts["published"])
+    publish = second.outcome(Stage.PUBLISH).report
+    assert publish is not None and all(not item["created"] for item in publish.details["published"])
 
 
 def test_failing_gate_stops_before_publish(debian12_build: BuildFolder, tmp_path: Path) -> None:
     """A defect planted in a copy of the recipe's customization fails the audit; nothing is published."""
+    from harness.runner import run_pipeline
+
     from harness.cli import make_parser
     from harness.errors import GateError
-    from harness.runner import run_pipeline
     from tests.conftest import copy_build
     from tests.integration.plant import remove
 
@@ -70,7 +74,7 @@ def test_failing_gate_stops_before_publish(debian12_build: BuildFolder, tmp_path
     args = make_parser().parse_args(["run", "debian-12", "--stages", "check,verify,convert,publish",
                                      "--build", str(broken.path), "--to", f"local:{gallery}"])
     summary = run_pipeline(args)
-    assert [(o.name, o.result) for o in summary.outcomes] == [
+    assert [(o.stage, o.verdict) for o in summary.outcomes] == [
         ("check", "failed"), ("verify", "not run"), ("convert", "not run"), ("publish", "not run")]
     assert isinstance(summary.facts["error"], GateError)
     assert "A11" in summary.outcomes[0].detail or "datasource" in summary.outcomes[0].detail

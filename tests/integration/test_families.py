@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from harness import proc
 from harness import recipe as recipe_mod
-from harness import run
-from harness.build import configure, customize, dnf, fetch, rpm, seal, zypper
-from harness.build import settings as settings_mod
-from harness.build.context import BuildContext, BuildOptions
-from harness.build.families import DNF, FAMILIES, ZYPPER
-from harness.build.pipeline import build, make_context
+from harness.builder import configure, customize, dnf, fetch, rpm, seal, zypper
+from harness.builder import settings as settings_mod
+from harness.builder.context import BuildContext, BuildOptions
+from harness.builder.families import DNF, FAMILIES, ZYPPER
+from harness.builder.pipeline import build, make_context
 from harness.checks.audit import audit
 from harness.errors import BuildError
 from harness.recipe import DISTROS_DIR, Setting
@@ -187,7 +187,7 @@ def test_unreachable_mirror_fails_in_seconds_naming_the_host(scratch: Path) -> N
 # The customization program's shell.
 
 def shellcheck(path: Path) -> None:
-    result = run.run(["shellcheck", "-s", "bash", str(path)], check=False)
+    result = proc.run(["shellcheck", "-s", "bash", str(path)], check=False)
     assert result.returncode == 0, result.stdout
 
 
@@ -244,7 +244,7 @@ def test_shell_settings_make_the_same_files_as_settings_py(tmp_path: Path) -> No
     script.write_text("set -euo pipefail\n" + customize.snippet("common/settings.sh") +
                       customize.settings_function([s for s, _ in SAMPLES]) + "harness_apply_settings\n")
     shellcheck(script)
-    run.run(["bash", str(script)], env={**os.environ, "HARNESS_ROOT": str(root)})
+    proc.run(["bash", str(script)], env={**os.environ, "HARNESS_ROOT": str(root)})
     for setting, initial in SAMPLES:
         target = root / setting.file.lstrip("/")
         assert target.read_text() == settings_mod.apply_to_text(initial or "", setting), setting.file

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from harness import recipe as recipe_mod
-from harness.build.context import BuildOptions
-from harness.build.pipeline import build
+from harness.builder.context import BuildOptions
+from harness.builder.pipeline import build
 from harness.buildfolder import BuildFolder
-from harness.report import FAILED, PASSED, SKIPPED, WARNING, StageReport
-from harness.verify.stage import VerifyOptions, verify
+from harness.results import FAILED, PASSED, SKIPPED, WARNING, StageReport
+from harness.stages.verify import VerifyOptions
+from harness.stages.verify import run as verify
 from tests.conftest import TEST_DISK_MIB
 
 pytestmark = [pytest.mark.qemu, pytest.mark.network]

@@ -23,7 +23,8 @@ from harness.digest import allocated_bytes, content_digest
 from harness.errors import PublishError
 from harness.publish import local, model
 from harness.publish.local import LocalGallery
-from harness.report import FAILED, PASSED, WARNING, Record, StageReport, write_stage
+from harness.report import write_stage
+from harness.results import FAILED, PASSED, WARNING, Record, StageReport
 
 MIB = 1024 * 1024
 DISK_MIB = 32

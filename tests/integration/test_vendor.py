@@ -16,18 +16,19 @@ from pathlib import Path
 
 import pytest
 
+from harness import proc
 from harness import recipe as recipe_mod
-from harness import run
-from harness.build import fetch, vendor
-from harness.build.context import BuildOptions
-from harness.build.customize import DONE_MARKER
-from harness.build.pipeline import build, make_context
+from harness.builder import fetch, vendor
+from harness.builder.context import BuildOptions
+from harness.builder.customize import DONE_MARKER
+from harness.builder.pipeline import build, make_context
 from harness.buildfolder import BuildFolder, builds_root
 from harness.checks.audit import audit
 from harness.errors import BuildError, CommandError
 from harness.recipe import DISTROS_DIR
-from harness.report import FAILED, PASSED
-from harness.verify.stage import VerifyOptions, verify
+from harness.results import FAILED, PASSED
+from harness.stages.verify import VerifyOptions
+from harness.stages.verify import run as verify
 from tests.conftest import TEST_DISK_MIB, _build
 from tests.integration.rangeserver import RangeServer, closed_port
 
@@ -128,13 +129,13 @@ def signing_key(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     home.mkdir(mode=0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}
     try:
-        run.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "harness test <test@invalid>", "ed25519",
+        proc.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "harness test <test@invalid>", "ed25519",
                  "sign", "never"], env=env)
         keyring = tmp_path / "vendor-key.gpg"
-        run.run(["gpg", "--batch", "--export", "-o", str(keyring)], env=env)
+        proc.run(["gpg", "--batch", "--export", "-o", str(keyring)], env=env)
         yield env, keyring
     finally:
-        run.run(["gpgconf", "--kill", "gpg-agent"], env=env, check=False)
+        proc.run(["gpgconf", "--kill", "gpg-agent"], env=env, check=False)
 
 
 def test_checksum_list_and_its_signature_are_checked(tmp_path: Path, served: tuple[Path, bytes],
@@ -145,7 +146,7 @@ def test_checksum_list_and_its_signature_are_checked(tmp_path: Path, served: tup
     monkeypatch.setenv("HARNESS_BUILDS", str(tmp_path / "builds"))
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     (folder / "SHA256SUMS").write_text(f"{'0' * 64}  other.qcow2\n{sha256(data).value}  image.qcow2\n")
-    run.run(["gpg", "--batch", "--yes", "--detach-sign", "-o", str(folder / "SHA256SUMS.sig"),
+    proc.run(["gpg", "--batch", "--yes", "--detach-sign", "-o", str(folder / "SHA256SUMS.sig"),
              str(folder / "SHA256SUMS")], env=env)
     source = (f'keyring = "{keyring}"\n' '[source.base_image]\nurl = "{url}/image.qcow2"\n'
               'checksum_url = "{url}/SHA256SUMS"\nsignature = "{url}/SHA256SUMS.sig"\nformat = "qcow2"\n')
@@ -175,7 +176,7 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildFol
     folder = tmp_path_factory.mktemp("vendor")
     image = folder / "srv" / "debian-12-generic.qcow2"
     image.parent.mkdir()
-    run.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(generic.disk()), str(image)])
+    proc.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(generic.disk()), str(image)])
     digest = fetch.Digest("sha256", "").of_file(image)
     shutil.rmtree(builds_root() / STANDIN, ignore_errors=True)  # one stand-in build at a time
     with RangeServer(image.parent) as server, pytest.MonkeyPatch.context() as patch:
@@ -187,7 +188,7 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildFol
 
 def debugfs(folder: BuildFolder, request: str) -> str:
     root = next(p for p in folder.manifest()["disk"]["layout"] if p["name"] == "root")
-    return run.run(["debugfs", "-c", "-R", request, f"{folder.disk()}?offset={root['start_bytes']}"]).stdout
+    return proc.run(["debugfs", "-c", "-R", request, f"{folder.disk()}?offset={root['start_bytes']}"]).stdout
 
 
 @pytest.mark.qemu

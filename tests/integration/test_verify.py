@@ -20,8 +20,9 @@ import pytest
 from harness.buildfolder import BuildFolder
 from harness.digest import content_digest
 from harness.errors import HarnessError
-from harness.report import FAILED, PASSED, Record, StageReport
-from harness.verify.stage import VerifyOptions, verify
+from harness.results import FAILED, PASSED, Record, StageReport
+from harness.stages.verify import VerifyOptions
+from harness.stages.verify import run as verify
 from tests.integration.plant import remove
 
 pytestmark = [pytest.mark.qemu, pytest.mark.network]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import run, vhd
+from harness import proc, vhd
 from harness.buildfolder import write_json_atomic
 from harness.cli import main
 from harness.digest import allocated_bytes, content_digest
-from harness.vhd_footer import MIB, Footer
+from harness.vhd.footer import MIB, Footer
 
 # Offsets (bytes) where the round-trip disk gets random data: first sector, unaligned middle, last sector.
 DATA_OFFSETS = (0, 5 * MIB + 4096 + 512, 17 * MIB, 30 * MIB - 512)
@@ -21,7 +21,7 @@ DATA_OFFSETS = (0, 5 * MIB + 4096 + 512, 17 * MIB, 30 * MIB - 512)
 @pytest.fixture(scope="module", autouse=True)
 def _qemu_img() -> None:
     """Fail (not skip) with the package to install when qemu-img is missing: these tests need it."""
-    run.require("qemu-img")
+    proc.require("qemu-img")
 
 
 def make_raw(path: Path, size: int, offsets: tuple[int, ...] = ()) -> Path:
@@ -34,7 +34,7 @@ def make_raw(path: Path, size: int, offsets: tuple[int, ...] = ()) -> Path:
 
 
 def qemu_convert(src: Path, dst: Path, options: str) -> None:
-    run.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", options, str(src), str(dst)])
+    proc.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", options, str(src), str(dst)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,12 +85,12 @@ def test_round_trip_to_raw_gives_identical_bytes(tmp_path: Path) -> None:
     raw = make_raw(tmp_path / "disk.raw", 30 * MIB - 1024, (*DATA_OFFSETS[:-1], 30 * MIB - 1536))
     original = raw.read_bytes()
     converted = vhd.to_fixed_vhd(raw, out=tmp_path / "disk.vhd")
-    run.run(["qemu-img", "compare", "-f", "raw", "-F", "vpc", str(raw), str(converted)])
+    proc.run(["qemu-img", "compare", "-f", "raw", "-F", "vpc", str(raw), str(converted)])
     back = tmp_path / "back.raw"
-    run.run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(converted), str(back)])
+    proc.run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(converted), str(back)])
     assert back.read_bytes() == original + bytes(1024)  # padded to a whole MiB with zeros
     vhd.to_fixed_vhd(raw)  # in place gives the same data
-    run.run(["qemu-img", "compare", "-f", "vpc", "-F", "vpc", str(raw), str(converted)])
+    proc.run(["qemu-img", "compare", "-f", "vpc", "-F", "vpc", str(raw), str(converted)])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 
+from harness.commands.publish import add_azure_arguments
+from harness.commands.publish import azure_target as target_from_args
 from harness.errors import PublishError
 from harness.publish.arm import Region
 from harness.publish.azerrors import publish_error
-from harness.publish.azure import add_azure_arguments, resolve_regions, target_from_args
+from harness.publish.azure import resolve_regions
 from harness.publish.azure_settings import SETTINGS, AzureTarget, resolve
 from harness.publish.model import TargetRegion
 

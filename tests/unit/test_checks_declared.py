@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from harness.build.settings import apply_to_text
+from harness.builder.settings import apply_to_text
 from harness.checks.declared import (
     evaluate_setting,
     explained,
@@ -14,7 +14,8 @@ from harness.checks.declared import (
     parse_ucf,
 )
 from harness.recipe import Setting
-from harness.report import FAILED, PASSED
+from harness.results import FAILED, PASSED
+from tests.factories import make_manifest
 
 WAAGENT = """# Microsoft Azure Linux Agent Configuration
 Provisioning.Agent=cloud-init
@@ -85,8 +86,8 @@ def test_evaluate_setting() -> None:
 
 
 def test_manifest_settings_roundtrip() -> None:
-    manifest = {"settings": [{"file": "/etc/waagent.conf", "key": "ResourceDisk.Format", "value": "n", "style": "kv",
-                              "reason": "r"}]}
+    manifest = make_manifest(settings=[{"file": "/etc/waagent.conf", "key": "ResourceDisk.Format", "value": "n",
+                                        "style": "kv", "reason": "r"}])
     assert manifest_settings(manifest) == [FORMAT_N]
 
 

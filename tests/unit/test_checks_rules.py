@@ -6,14 +6,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.checks import guest, offline_agent, offline_boot, offline_config, offline_disk, offline_hygiene
+from harness.checks import offline_agent, offline_boot, offline_config, offline_disk, offline_hygiene
 from harness.checks.diskread import MIB, PartitionEntry, PartitionTable
 from harness.checks.grubimage import EarlyConfig
 from harness.checks.image import BIOS_BOOT_GUID, ESP_GUID, LINUX_FS_GUID
 from harness.checks.rulebase import worst
 from harness.checks.selftest import selftest_json
 from harness.checks.textparse import parse_fstab, parse_passwd
-from harness.report import FAILED, PASSED, SKIPPED, WARNING, Record
+from harness.results import FAILED, PASSED, SKIPPED, WARNING, Record
+from harness.verify import guestchecks
+from tests.factories import make_manifest
 
 ROOT = "24b34113-e17a-559f-a9b7-e6b012ca652c"
 TABLE = PartitionTable("gpt", "X", 34, 512, (
@@ -328,7 +330,7 @@ def test_selftest_names_and_result() -> None:
                Record("check", "A9 kernel command line (bios)", WARNING, "m", "r", "rootdelay"),
                Record("check", "A1 VHD container", SKIPPED),
                Record("check", "D2 no SSH host keys", FAILED, "/etc/ssh/ssh_host_rsa_key", "none", "delete")]
-    data = selftest_json(records, {"recipe": "debian-12", "release": "bookworm"},
+    data = selftest_json(records, make_manifest(),
                          {"NAME": "Debian GNU/Linux", "VERSION_ID": "12"}, "6.1.0")
     assert data["TestResult"] == "Fail" and data["KernelVersion"] == "6.1.0" and data["OSVersion"] == "12"
     tests = {t["TestCaseName"]: t for t in data["Tests"]}
@@ -355,17 +357,17 @@ OOPS = """[   12.000000] BUG: kernel NULL pointer dereference, address: 00000000
 
 
 def test_console_stall_trace_belongs_to_the_stall_and_a_real_oops_does_not() -> None:
-    assert guest.console_problems("[    1.0] Linux version 6.1\n") == ([], [])
-    hard, stalls = guest.console_problems(STALL)
+    assert guestchecks.console_problems("[    1.0] Linux version 6.1\n") == ([], [])
+    hard, stalls = guestchecks.console_problems(STALL)
     assert hard == [] and stalls == ["[   95.977984] rcu: INFO: rcu_preempt self-detected stall on CPU"]
-    hard, stalls = guest.console_problems(STALL + "\n" * 100 + OOPS)
+    hard, stalls = guestchecks.console_problems(STALL + "\n" * 100 + OOPS)
     assert hard == ["BUG: ", "Call Trace:", "Oops:"] and len(stalls) == 1
-    assert guest.console_problems(OOPS)[0] == ["BUG: ", "Call Trace:", "Oops:"]
+    assert guestchecks.console_problems(OOPS)[0] == ["BUG: ", "Call Trace:", "Oops:"]
 
 
 def test_console_stall_is_a_warning_under_tcg_and_a_failure_under_kvm() -> None:
     def verdict(log: str, accel: str) -> str:
-        return guest.console_clean(SimpleNamespace(serial_log=log, accel=accel)).result  # type: ignore[arg-type]
+        return guestchecks.console_clean(SimpleNamespace(serial_log=log, accel=accel)).result  # type: ignore[arg-type]
 
     assert verdict(STALL, "tcg") == WARNING and verdict(STALL, "kvm") == FAILED
     assert verdict(STALL + OOPS, "tcg") == FAILED

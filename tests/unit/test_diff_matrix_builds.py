@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.diffing import compare_versions, diff
+from harness.diffing import Side, compare_versions, diff
+from harness.enums import Stage
+from harness.manifest import Manifest
+from harness.results import FAILED, PASSED, Record, StageReport
+from tests.factories import make_build, make_manifest
 
 
 @pytest.mark.parametrize("a,b,expected", [
@@ -21,21 +25,19 @@ def test_dpkg_version_order(a: str, b: str, expected: int) -> None:
     assert compare_versions(b, a) == -expected
 
 
-def manifest(packages: dict[str, str], kernel: str, digest: str) -> dict[str, object]:
-    return {"packages": [{"name": n, "version": v} for n, v in packages.items()], "kernel_version": kernel,
-            "content_digest": digest, "disk": {"size_bytes": 1, "allocated_bytes": 10}}
+def manifest(packages: dict[str, str], kernel: str, digest: str) -> Manifest:
+    return make_manifest(packages=[{"name": n, "version": v} for n, v in packages.items()], kernel_version=kernel,
+                         content_digest=digest, disk={"size_bytes": 1, "allocated_bytes": 10})
 
 
 def test_diff_reports_every_kind_of_change() -> None:
     old = manifest({"a": "1.0", "b": "2.0", "gone": "1", "c": "3.0"}, "6.1.0-27", "x")
     new = manifest({"a": "1.1", "b": "1.9", "new": "5", "c": "3.0"}, "6.1.0-28", "y")
-    results_old = {"records": [{"stage": "verify", "firmware": "bios", "platform": "azure", "check": "C1",
-                                "result": "Passed"}]}
-    results_new = {"records": [{"stage": "verify", "firmware": "bios", "platform": "azure", "check": "C1",
-                                "result": "Failed"}]}
-    verify_old = {"boots": {"bios-azure": {"timings_s": {"ready_s": 40.0}}}}
-    verify_new = {"boots": {"bios-azure": {"timings_s": {"ready_s": 45.5}}}}
-    result = diff(("A", old, results_old, verify_old), ("B", new, results_new, verify_new))
+    records_old = (Record("verify", "C1", PASSED, firmware="bios", platform="azure"),)
+    records_new = (Record("verify", "C1", FAILED, firmware="bios", platform="azure"),)
+    verify_old = StageReport(Stage.VERIFY, details={"boots": {"bios-azure": {"timings_s": {"ready_s": 40.0}}}})
+    verify_new = StageReport(Stage.VERIFY, details={"boots": {"bios-azure": {"timings_s": {"ready_s": 45.5}}}})
+    result = diff(Side("A", old, records_old, verify_old), Side("B", new, records_new, verify_new))
     assert result.added == {"new": "5"} and result.removed == {"gone": "1"}
     assert result.upgraded == {"a": ("1.0", "1.1")} and result.downgraded == {"b": ("2.0", "1.9")}
     assert result.kernel == ("6.1.0-27", "6.1.0-28")
@@ -54,9 +56,7 @@ def test_matrix_lists_buildable_recipes_with_both_firmwares(capsys: pytest.Captu
 
 
 def fake_build(root: Path, recipe: str, build_id: str, published: bool) -> Path:
-    folder = root / recipe / build_id
-    folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps({"recipe": recipe, "build_id": build_id}))
+    folder = make_build(root, recipe=recipe, build_id=build_id).path
     if published:
         (folder / "publish.json").write_text(json.dumps({"stage": "publish", "passed": True, "records": []}))
     return folder

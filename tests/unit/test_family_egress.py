@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.egress import EgressProxy, forbidden, target_of
+from harness.helpers.egress import EgressProxy, forbidden, target_of
 
 
 def test_targets_of_connect_and_absolute_requests() -> None:

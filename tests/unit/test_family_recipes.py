@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from harness import recipe
-from harness.build import pipeline
-from harness.build.context import BuildOptions
+from harness.builder import pipeline
+from harness.builder.context import BuildOptions
 from harness.errors import RecipeError
 
 EXPECTED = {

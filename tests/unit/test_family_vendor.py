@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import recipe, run
-from harness.build import customize, fetch, vendor
-from harness.build.context import BuildOptions
-from harness.build.families import APT, DNF
-from harness.build.pipeline import make_context
+from harness import proc, recipe
+from harness.builder import customize, fetch, vendor
+from harness.builder.context import BuildOptions
+from harness.builder.families import APT, DNF
+from harness.builder.pipeline import make_context
 from harness.errors import BuildError
 from harness.recipe import Setting
 
@@ -147,6 +147,6 @@ harness_remove_present hyperv-daemons swapspace
 harness_install_missing waagent
 harness_remove_present swapspace
 """)
-    result = run.run(["bash", str(script)], check=False)
+    result = proc.run(["bash", str(script)], check=False)
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines() == ["install cloud-init gdisk", "remove hyperv-daemons"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.grub import install_bios
-from harness.build.layout import plan
+from harness.builder.grub import install_bios
+from harness.builder.layout import plan
 from harness.errors import BuildError
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.build.layout import ESP_GUID, MIB, plan
+from harness.builder.layout import ESP_GUID, MIB, plan
 from harness.errors import BuildError
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness.errors import PlatformError
-from harness.platform import daemon
+from harness.helpers import platformd as daemon
 from harness.platform.config import PlatformConfig
 from harness.platform.faults import FaultSet
 from harness.platform.requestlog import BODY_LOG_LIMIT

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-import importlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.buildfolder import BuildFolder, write_json_atomic
+from harness.buildfolder import BuildFolder
 from harness.commands.publish import parse_target
-from harness.errors import PublishError
+from harness.enums import Stage
+from harness.errors import PublishError, UsageError
+from harness.manifest import Manifest
 from harness.publish import model
 from harness.publish.model import ImageVersion, TargetRegion
-from harness.report import FAILED, PASSED, Record, StageReport, write_stage
+from harness.report import write_stage
+from harness.results import FAILED, PASSED, Record, StageReport
+from harness.stages.publish import LocalTarget
+from tests.factories import make_build, make_manifest
 
 DIGEST = "sha256-sparse4m:" + "ab" * 32
 
@@ -89,22 +94,17 @@ def test_end_of_life_and_version_pass_through() -> None:
 
 
 def test_parse_target() -> None:
-    assert parse_target("local:/tmp/g") == ("local", Path("/tmp/g"))
-    assert parse_target("local") == ("local", Path("gallery"))
-    assert parse_target("azure") == ("azure", None)
-    with pytest.raises(PublishError, match="unknown publish target"):
-        parse_target("s3:bucket")
+    args = argparse.Namespace()
+    assert parse_target("local:/tmp/g", args) == LocalTarget(Path("/tmp/g"))
+    assert parse_target("local", args) == LocalTarget(Path("gallery"))
+    with pytest.raises(UsageError, match="unknown publish target"):
+        parse_target("s3:bucket", args)
 
 
 # -- generations and definitions --------------------------------------------------------------------
 
-def _manifest(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"recipe": "debian-12", "build_id": "b1", "content_digest": DIGEST,
-                            "os_state": "generalized", "generations": ["V1", "V2"],
-                            "gallery": {"publisher": "harness", "offer": "debian", "sku": "12"},
-                            "disk": {"size_bytes": 32 * 1024 * 1024}}
-    data.update(changes)
-    return data
+def _manifest(**changes: Any) -> Manifest:
+    return make_manifest(**changes)
 
 
 def test_generations_default_to_the_build_and_refuse_unbuilt() -> None:
@@ -157,15 +157,12 @@ def test_definition_mismatches_name_each_property() -> None:
 
 def _build(tmp_path: Path, *, check: str | None = PASSED, verify: dict[str, str] | None = None,
            digest: str = DIGEST) -> BuildFolder:
-    folder = tmp_path / "debian-12" / "b1"
-    folder.mkdir(parents=True)
-    write_json_atomic(folder / "manifest.json", _manifest())
-    build = BuildFolder(folder)
+    build = make_build(tmp_path)
     if check is not None:
-        write_stage(build, StageReport("check", digest, [Record("check", "azure-readiness", check)]))
+        write_stage(build, StageReport(Stage.CHECK, digest, [Record("check", "azure-readiness", check)]))
     verify = {"bios": PASSED, "uefi": PASSED} if verify is None else verify
     if verify:
-        write_stage(build, StageReport("verify", digest, [Record("verify", "boot", result, firmware=fw,
+        write_stage(build, StageReport(Stage.VERIFY, digest, [Record("verify", "boot", result, firmware=fw,
                                                                  platform="azure") for fw, result in verify.items()]))
     return build
 
@@ -211,26 +208,19 @@ def test_force_flag_not_recorded_when_build_is_verified(tmp_path: Path) -> None:
     assert result.verified and not result.forced
 
 
-# -- the VHD pre-flight check (fallback used while harness.vhd is missing) ------------------------
+# -- the VHD pre-flight check ------------------------------------------------------------------------
 
-def _no_vhd_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = importlib.import_module
+def test_vhd_problems_check_size_and_every_rule(tmp_path: Path) -> None:
+    from harness import vhd
 
-    def fake(name: str) -> Any:
-        if name == "harness.vhd":
-            raise ModuleNotFoundError("No module named 'harness.vhd'", name="harness.vhd")
-        return real(name)
-
-    monkeypatch.setattr("harness.publish.model.importlib.import_module", fake)
-
-
-def test_vhd_fallback_checks_size_and_cookie(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _no_vhd_module(monkeypatch)
     good = tmp_path / "good.vhd"
-    good.write_bytes(bytes(4096) + b"conectix" + bytes(504))
-    assert model.vhd_problems(good, 4096) == []
-    assert model.vhd_problems(good, 8192) == [f"good.vhd is {4096 + 512} bytes, expected the disk size 8192 + 512"]
+    good.write_bytes(bytes(32 * 1024 * 1024))
+    vhd.to_fixed_vhd(good)
+    assert model.vhd_problems(good, 32 * 1024 * 1024) == []
+    size = 32 * 1024 * 1024 + 512
+    assert model.vhd_problems(good, 64 * 1024 * 1024) == [
+        f"good.vhd is {size} bytes, expected the disk size {64 * 1024 * 1024} + 512"]
     raw = tmp_path / "raw.vhd"
-    raw.write_bytes(bytes(4608))
-    assert model.vhd_problems(raw, 4096) == ["raw.vhd has no VHD footer (cookie 'conectix' in its last 512 bytes)"]
+    raw.write_bytes(bytes(size))
+    assert any("footer cookie is damaged" in p for p in model.vhd_problems(raw, 32 * 1024 * 1024))
     assert model.vhd_problems(tmp_path / "missing.vhd", 1) == [f"{tmp_path / 'missing.vhd'} does not exist"]

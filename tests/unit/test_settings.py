@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.build import settings
-from harness.build.families import APT
+from harness.builder import settings
+from harness.builder.families import APT
 from harness.recipe import Setting, load
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from harness import vhd
 from harness.digest import allocated_bytes
 from harness.errors import NotFoundError, VhdError
-from harness.vhd_footer import (
+from harness.vhd.footer import (
     FOOTER_SIZE,
     MAX_CHS,
     MIB,
@@ -308,9 +308,43 @@ def test_corrupted_checksum_fails_the_checksum_rule(good_vhd: Path) -> None:
     assert problems[0].hint
 
 
-def test_wrong_cookie_fails_the_cookie_rule(good_vhd: Path) -> None:
+def test_a_damaged_cookie_is_one_problem_naming_a_damaged_footer(good_vhd: Path) -> None:
     rewrite_footer(good_vhd, with_fields(good_vhd, cookie=b"conectiX"))
-    assert failed_rules(good_vhd) == {"cookie"}
+    (problem,) = vhd.validate(good_vhd, use_qemu=False)
+    assert problem.rule == "vhd-footer" and "cookie is damaged" in problem.message
+
+
+def test_a_raw_disk_is_one_problem_pointing_to_convert(tmp_path: Path) -> None:
+    (problem,) = vhd.validate(make_raw(tmp_path / "disk.raw", 21 * MIB), use_qemu=False)
+    assert (problem.rule, problem.message) == ("vhd-footer", "this is a raw disk, not a VHD")
+    assert "harness vhd convert" in problem.hint
+
+
+def test_conversion_refuses_a_vhd_with_a_damaged_cookie(good_vhd: Path) -> None:
+    rewrite_footer(good_vhd, with_fields(good_vhd, cookie=b"conectiX"))
+    size = good_vhd.stat().st_size
+    with pytest.raises(VhdError, match=r"MiB \+ 512 bytes, which a raw disk never is"):
+        vhd.to_fixed_vhd(good_vhd)
+    assert good_vhd.stat().st_size == size
+
+
+def test_conversion_refuses_an_output_that_is_the_input(tmp_path: Path) -> None:
+    raw = make_raw(tmp_path / "disk.raw", 21 * MIB)
+    link = tmp_path / "link.vhd"
+    link.symlink_to(raw)
+    with pytest.raises(VhdError, match="itself"):
+        vhd.to_fixed_vhd(raw, out=link)
+    assert raw.stat().st_size == 21 * MIB
+
+
+@pytest.mark.parametrize("fields,rule", [
+    ({"cylinders": 0, "heads": 0, "sectors_per_track": 0}, "geometry"),
+    ({"features": 0x00000003}, "features"),
+    ({"original_size": 22 * MIB}, "original-size"),
+])
+def test_footer_fields_azure_refuses_each_fail_their_rule(good_vhd: Path, fields: dict[str, int], rule: str) -> None:
+    rewrite_footer(good_vhd, with_fields(good_vhd, **fields))
+    assert failed_rules(good_vhd) == {rule}
 
 
 def test_dynamic_type_fails_the_disk_type_rule(good_vhd: Path) -> None:
@@ -320,7 +354,7 @@ def test_dynamic_type_fails_the_disk_type_rule(good_vhd: Path) -> None:
 
 def test_a_real_dynamic_layout_fails_type_offset_and_size(tmp_path: Path) -> None:
     assert failed_rules(dynamic_vhd(tmp_path / "dyn.vhd", header_copy=True)) == {
-        "disk-type", "data-offset", "current-size-matches-file"}
+        "disk-type", "data-offset", "current-size-matches-file", "geometry"}
 
 
 def test_unaligned_size_fails_the_alignment_rule(good_vhd: Path) -> None:
@@ -378,7 +412,8 @@ def test_check_reports_every_rule_in_order(good_vhd: Path) -> None:
     results = vhd.check(good_vhd, use_qemu=False)
     assert [r.rule for r in results] == [
         "footer-present", "file-size-aligned", "cookie", "disk-type", "format-version", "data-offset", "checksum",
-        "current-size-matches-file", "current-size-whole-mib", "azure-size-limits", "saved-state"]
+        "current-size-matches-file", "current-size-whole-mib", "azure-size-limits", "saved-state", "features",
+        "original-size", "geometry"]
     assert {r.result for r in results} == {"Passed"}
     assert all(r.actual and r.required for r in results)
 
@@ -387,8 +422,9 @@ def test_check_reports_every_rule_in_order(good_vhd: Path) -> None:
 # Property: any sector count converts to a valid VHD of the next whole MiB, data intact, still sparse.
 
 @settings(max_examples=60, deadline=None)
-@given(sectors=st.integers(min_value=1, max_value=2 * 1024 * 1024 * 2))
+@given(sectors=st.integers(min_value=1, max_value=2 * 1024 * 1024 * 2).filter(lambda s: s == 1 or s % 2048 != 1))
 def test_conversion_property(tmp_path_factory: pytest.TempPathFactory, sectors: int) -> None:
+    """(N MiB + 512 bytes is refused as a damaged VHD: test_conversion_refuses_a_vhd_with_a_damaged_cookie.)"""
     size = sectors * 512
     folder = tmp_path_factory.mktemp("prop")
     first, last = os.urandom(512), os.urandom(512)

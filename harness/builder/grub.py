@@ -1,0 +1,147 @@
+"""GRUB for both firmwares without a block device: images from the target's own GRUB, MBR by hand.
+
+What `grub-bios-setup` does, done on a plain file (reference/rootless-disk.md): boot.img's code in
+sector 0 pointing at core.img, core.img in the BIOS boot partition with its blocklist patched.
+UEFI boots EFI/BOOT/BOOTX64.EFI, the removable-media path that needs no NVRAM entry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+from pathlib import Path
+
+from harness import proc
+from harness.builder.context import BuildContext
+from harness.builder.families import FamilyTraits
+from harness.builder.layout import SECTOR, Layout
+from harness.errors import BuildError
+
+BIOS_MODULES = ("biosdisk", "part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid",
+                "configfile", "normal", "linux", "serial", "terminal", "gzio", "echo", "test")
+EFI_MODULES = ("part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid", "configfile",
+               "normal", "linux", "serial", "terminal", "gzio", "echo", "test", "all_video", "efi_gop")
+
+# Offsets inside boot.img / diskboot.img (grub-core/boot/i386/pc/boot.S, diskboot.S).
+MBR_CODE_BYTES = 440  # boot code; 440..511 hold the disk signature and the protective MBR table
+KERNEL_SECTOR_OFFSET = 0x5C
+DRIVE_CHECK_OFFSET = 0x66
+BLOCKLIST_OFFSET = SECTOR - 12
+CORE_SEGMENT = 0x820
+
+
+def kernel_version(root: Path, family: FamilyTraits) -> str:
+    """Newest installed kernel under /boot (e.g. '6.1.0-28-cloud-amd64')."""
+    versions = [p.name.removeprefix("vmlinuz-") for p in (root / "boot").glob(family.kernel_glob)]
+    if not versions:
+        raise BuildError("no kernel under /boot in the root file system",
+                         "check kernel.package in the recipe")
+
+    def key(version: str) -> list[object]:
+        return [int(x) if x.isdigit() else x for x in re.split(r"[.-]", version)]
+
+    return sorted(versions, key=key)[-1]
+
+
+def early_config(root_uuid: str, grub_dir: str) -> str:
+    return (f"search --no-floppy --fs-uuid --set=root {root_uuid}\n"
+            f"set prefix=($root){grub_dir}\n"
+            f"configfile ($root){grub_dir}/grub.cfg\n")
+
+
+def _header(ctx: BuildContext, family: FamilyTraits, defaults: dict[str, str]) -> list[str]:
+    terminal = defaults.get("GRUB_TERMINAL", "console")
+    lines = [
+        "# Written by harness at build time; update-grub in the guest regenerates it from "
+        f"{family.grub_default}.",
+        "set default=0",
+        f"set timeout={defaults.get('GRUB_TIMEOUT', '1')}",
+    ]
+    if "serial" in terminal.split():
+        lines.append(defaults.get("GRUB_SERIAL_COMMAND", "serial --speed=115200 --unit=0"))
+    return [*lines, f"terminal_input {terminal}", f"terminal_output {terminal}",
+            f"search --no-floppy --fs-uuid --set=root {ctx.root_uuid}"]
+
+
+def _menuentry(ctx: BuildContext, family: FamilyTraits, version: str, defaults: dict[str, str]) -> list[str]:
+    initrd = family.initramfs_glob.format(v=version)
+    # grub-mkconfig puts both variables on the normal entry's command line; so do we.
+    cmdline = " ".join(v for v in (defaults.get("GRUB_CMDLINE_LINUX", ""),
+                                   defaults.get("GRUB_CMDLINE_LINUX_DEFAULT", "")) if v)
+    return [
+        f"menuentry '{ctx.recipe.description or ctx.recipe.name}' --id harness-default {{",
+        f"    linux /boot/vmlinuz-{version} root=UUID={ctx.root_uuid} ro {cmdline}".rstrip(),
+        f"    initrd /boot/{initrd}",
+        "}",
+    ]
+
+
+def _blscfg(ctx: BuildContext, family: FamilyTraits, version: str, defaults: dict[str, str]) -> list[str]:
+    """Boot Loader Spec entries written by kernel-install (RHEL-family GRUB's blscfg command reads them)."""
+    return ["set blsdir=/boot/loader/entries", "insmod blscfg", "blscfg"]
+
+
+ENTRY_STYLES = {"menuentry": _menuentry, "blscfg": _blscfg}
+
+
+def grub_cfg(ctx: BuildContext, family: FamilyTraits, version: str, defaults: dict[str, str]) -> str:
+    """The boot menu both firmwares read; the guest's update-grub regenerates it from the same defaults."""
+    entries = ENTRY_STYLES[family.grub_cfg_style](ctx, family, version, defaults)
+    return "\n".join([*_header(ctx, family, defaults), *entries]) + "\n"
+
+
+def _mkimage(ctx: BuildContext, family: FamilyTraits, platform: str, modules: tuple[str, ...], out: Path) -> None:
+    root = ctx.rootfs
+    cfg_rel = "tmp/harness-early.cfg"
+    img_rel = f"tmp/harness-{platform}.img"
+    (root / cfg_rel).write_text(early_config(ctx.root_uuid, family.grub_dir), encoding="utf-8")
+    proc.run(["chroot", root, family.grub_mkimage, "-O", platform, "-d", f"{family.grub_lib}/{platform}",
+             "-o", f"/{img_rel}", "-c", f"/{cfg_rel}", "-p", family.grub_dir, *modules],
+            hint=f"the target's GRUB for {platform} is incomplete; add its package to the recipe")
+    shutil.move(root / img_rel, out)
+    (root / cfg_rel).unlink()
+
+
+def install_files(ctx: BuildContext, family: FamilyTraits, defaults: dict[str, str]) -> str:
+    """Build both GRUB images into ctx.boot_dir and lay out /boot/grub like grub-install would."""
+    root = ctx.rootfs
+    version = kernel_version(root, family)
+    ctx.boot_dir.mkdir(parents=True, exist_ok=True)
+    _mkimage(ctx, family, "i386-pc", BIOS_MODULES, ctx.boot_dir / "core.img")
+    _mkimage(ctx, family, "x86_64-efi", EFI_MODULES, ctx.boot_dir / "BOOTX64.EFI")
+    shutil.copy(root / family.grub_lib.lstrip("/") / "i386-pc/boot.img", ctx.boot_dir / "boot.img")
+    grub_dir = root / family.grub_dir.lstrip("/")
+    for platform in ("i386-pc", "x86_64-efi"):
+        dest = grub_dir / platform
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(root / family.grub_lib.lstrip("/") / platform, dest,
+                        ignore=shutil.ignore_patterns("*.image", "*.module", "*.exec", "gdb_*", "gmodule.pl"))
+    (grub_dir / "grub.cfg").write_text(grub_cfg(ctx, family, version, defaults), encoding="utf-8")
+    return version
+
+
+def install_bios(disk: Path, layout: Layout, boot_img: Path, core_img: Path) -> None:
+    """Write GRUB's MBR code and core.img into the disk file, as grub-bios-setup does."""
+    bios = layout.by_name("bios")
+    core = bytearray(core_img.read_bytes())
+    if len(core) % SECTOR:
+        core += bytes(SECTOR - len(core) % SECTOR)
+    core_sectors = len(core) // SECTOR
+    if len(core) > bios.size_bytes:
+        raise BuildError(f"GRUB core.img ({len(core)} bytes) does not fit the BIOS boot partition",
+                         "raise BIOS_BOOT_MIB in build/layout.py")
+    core_lba = bios.start_sector
+    # diskboot's blocklist: the rest of core.img follows its first sector.
+    struct.pack_into("<QHH", core, BLOCKLIST_OFFSET, core_lba + 1, core_sectors - 1, CORE_SEGMENT)
+    boot = bytearray(boot_img.read_bytes()[:MBR_CODE_BYTES])
+    struct.pack_into("<Q", boot, KERNEL_SECTOR_OFFSET, core_lba)
+    boot[DRIVE_CHECK_OFFSET:DRIVE_CHECK_OFFSET + 2] = b"\x90\x90"
+    fd = os.open(disk, os.O_WRONLY)
+    try:
+        os.pwrite(fd, bytes(boot), 0)
+        os.pwrite(fd, bytes(core), bios.start_bytes)
+    finally:
+        os.close(fd)

@@ -1,0 +1,58 @@
+"""Options several commands share; every `choices` derives from harness.enums (one source of truth)."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.builder.context import BuildOptions
+from harness.enums import Accel, Agent, Firmware, KeepPolicy, Platform, expand, values
+from harness.stages.verify import VerifyOptions
+
+BOTH = "both"
+ALL = "all"
+
+
+def add_build_arguments(p: argparse.ArgumentParser) -> None:
+    """Build options, shared by `harness build` and `harness run`."""
+    p.add_argument("--agent", choices=values(Agent),
+                   help="provisioning agent (default: the recipe's; ignition for Flatcar)")
+    p.add_argument("--specialized", action="store_true",
+                   help="keep the agent but disable provisioning (OS state specialized)")
+    p.add_argument("--disk-size-mib", type=int, metavar="N", help="disk size in MiB (default: the recipe's, 30 GiB)")
+    p.add_argument("--mirror", metavar="URL", help="package archive mirror (default: the bootstrap tool's)")
+    p.add_argument("--rebuild", action="store_true", help="build even when an identical build exists")
+    p.add_argument("--keep-workdir", action="store_true", help="keep the scratch folder when the build fails")
+
+
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    return BuildOptions(agent=args.agent or "", specialized=args.specialized, disk_size_mib=args.disk_size_mib,
+                        mirror=args.mirror or "", rebuild=args.rebuild, keep_workdir=args.keep_workdir)
+
+
+def add_boot_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by verify, boot and run."""
+    p.add_argument("--accel", choices=values(Accel), default=Accel.AUTO.value,
+                   help="accelerator (default: probe KVM once per host, fall back to TCG)")
+    p.add_argument("--keep", choices=values(KeepPolicy), default=KeepPolicy.ON_ERROR.value,
+                   help="keep the scratch folder (overlay, OVMF vars, media, SSH key) (default: on-error)")
+    p.add_argument("--fault", action="append", default=[], metavar="RULE",
+                   help="inject a platform fault, e.g. wireserver:health=500x3 (repeatable)")
+    p.add_argument("--timeout-s", type=float, metavar="S", help="boot-to-Ready timeout (default: the recipe's)")
+
+
+def add_verify_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of verify and run: which boots, and how."""
+    p.add_argument("--firmware", choices=[*values(Firmware), BOTH], default=BOTH,
+                   help="bios = SeaBIOS (Gen1), uefi = OVMF (Gen2), or both (default)")
+    p.add_argument("--platform", choices=[*values(Platform), ALL], default=Platform.AZURE.value,
+                   help="the fake Azure platform (default), a cloud-init NoCloud seed, or all")
+    add_boot_arguments(p)
+    p.add_argument("--parallel", type=int, default=0, metavar="N",
+                   help="boots to run side by side (default: one per CPU core)")
+
+
+def verify_options(args: argparse.Namespace) -> VerifyOptions:
+    return VerifyOptions(firmwares=expand(Firmware, args.firmware, every=BOTH),
+                         platforms=expand(Platform, args.platform, every=ALL), keep=KeepPolicy(args.keep),
+                         faults=tuple(args.fault), timeout_s=args.timeout_s, accel=Accel(args.accel),
+                         parallel=args.parallel)

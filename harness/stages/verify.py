@@ -1,0 +1,213 @@
+"""Stage `verify`: boot the build on the fake platform(s) under each firmware and check the guest.
+
+One boot per firmware and platform runs every in-guest check as one batch; results go to verify.json and the
+merged results, evidence to `verify/<firmware>-<platform>/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import recipe as recipe_mod
+from harness.buildfolder import BuildFolder
+from harness.enums import Accel, Firmware, KeepPolicy, Platform, Stage
+from harness.errors import HarnessError, VerifyError
+from harness.integrity import require_unchanged
+from harness.log import stage
+from harness.manifest import Manifest
+from harness.report import write_stage
+from harness.results import FAILED, PASSED, SKIPPED, WARNING, Record, StageReport, load_stage
+from harness.verify import guestchecks
+from harness.verify.boot import BootRequest, BootSession
+from harness.verify.prepare import choose_accel, image_host_keys
+from harness.vm.network import GUEST_IP
+
+log = logging.getLogger(__name__)
+
+READY_WARN_S = 60.0  # image-checks 2.1: report-ready after power-on, WARN above 60 s
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    firmwares: tuple[Firmware, ...] = (Firmware.BIOS, Firmware.UEFI)
+    platforms: tuple[Platform, ...] = (Platform.AZURE,)
+    keep: KeepPolicy = KeepPolicy.ON_ERROR
+    faults: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    accel: Accel = Accel.AUTO
+    provision_guest_agent: bool = True
+    parallel: int = 0  # boots side by side; 0 = one per CPU core
+
+
+@dataclass
+class BootOutcome:
+    """One boot's records and the facts verify.json keeps about it (timings, evidence, accel)."""
+
+    records: list[Record] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def fingerprint(key_bytes: bytes) -> str:
+    """OpenSSH-style SHA256 fingerprint of a public key blob."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key_bytes).digest()).decode().rstrip("=")
+
+
+def _boot_failed(firmware: str, platform: str, exc: HarnessError) -> Record:
+    return Record(stage="verify", check="boot and provisioning", result=FAILED, actual="failed",
+                  required="Ready, then SSH", message=str(exc), firmware=firmware, platform=platform)
+
+
+def _timing_record(session: BootSession, firmware: str, platform: str) -> Record:
+    ready = session.timings.ready_s
+    if ready is None:
+        return Record(stage="verify", check="boot to Ready time", result=SKIPPED, actual="no Ready",
+                      required=f"<= {READY_WARN_S:.0f} s", firmware=firmware, platform=platform)
+    return Record(stage="verify", check="boot to Ready time", result=PASSED if ready <= READY_WARN_S else WARNING,
+                  actual=f"{ready:.1f} s ({session.request.accel.accel})", required=f"<= {READY_WARN_S:.0f} s",
+                  firmware=firmware, platform=platform)
+
+
+def _check_guest(session: BootSession, manifest: Manifest, recipe: recipe_mod.Recipe,
+                 host_keys: list[str]) -> list[Record]:
+    """Wait for provisioning, connect, and run every in-guest check (one batch) plus the evidence logs."""
+    request = session.request
+    ready_request = None
+    if request.platform == Platform.AZURE:
+        session.wait_ready()
+        assert session.view is not None
+        ready_request = session.view.ready_request()
+    guest = session.guest(timeout_s=request.timeout_s)
+    assert guest.host_key is not None and session.vm is not None
+    ctx = guestchecks.GuestContext(
+        guest=guest, config=session.config, firmware=request.firmware, platform=request.platform,
+        agent=manifest.agent, manifest=manifest, allowed_failed_units=recipe.allowed_failed_units,
+        kernel_cmdline=manifest.kernel_cmdline, serial_log=session.vm.serial(),
+        overlay_size_bytes=session.overlay_size_bytes, host_key_fingerprint=fingerprint(guest.host_key.asbytes()),
+        image_host_keys=host_keys, ready_request=ready_request, guest_ip=GUEST_IP, accel=request.accel.accel)
+    records = guestchecks.run_all(ctx, session.evidence)
+    session.timings.checks_done_s = session.vm.elapsed()
+    if request.platform == Platform.AZURE:
+        records.append(_timing_record(session, request.firmware, request.platform))
+    return records
+
+
+def boot_and_check(request: BootRequest, manifest: Manifest, recipe: recipe_mod.Recipe,
+                   host_keys: list[str]) -> BootOutcome:
+    """One boot: wait for provisioning, run every in-guest check, collect timings and evidence."""
+    outcome = BootOutcome(info={"firmware": request.firmware, "platform": request.platform,
+                                "accel": request.accel.accel, "accel_reason": request.accel.reason})
+    session = BootSession(request)
+    with session:
+        outcome.info["evidence"] = str(session.evidence.relative_to(request.build.path))
+        try:
+            outcome.records = _check_guest(session, manifest, recipe, host_keys)
+        except HarnessError as exc:
+            session.failed = True
+            outcome.records.append(_boot_failed(request.firmware, request.platform, exc))
+        if any(r.result == FAILED for r in outcome.records):
+            session.failed = True
+        outcome.info["timings_s"] = session.timings.to_json()
+        if session.view is not None:
+            session.view.refresh()
+            outcome.info["faults_hit"] = session.view.faulted()
+            outcome.info["platform_events"] = [e.get("kind") for e in session.view.events]
+        outcome.info["passed"] = not session.failed
+        (session.evidence / "timings.json").write_text(json.dumps(outcome.info, indent=2) + "\n", encoding="utf-8")
+    return outcome
+
+
+def _nocloud_refused(recipe: recipe_mod.Recipe, firmware: str) -> Record:
+    return Record(
+        stage="verify", check="boot and provisioning", result=SKIPPED, firmware=firmware, platform="nocloud",
+        actual="datasource_list locked to [ Azure ]", required="NoCloud allowed",
+        message=f"{recipe.name} only lists the Azure datasource, so cloud-init would ignore a NoCloud seed; "
+                "verify its -generic variant with --platform nocloud instead")
+
+
+def recipe_of(manifest: Manifest) -> recipe_mod.Recipe:
+    """The recipe the build was made from: as recorded in its manifest (older manifests: by name)."""
+    if manifest.recipe_data:
+        return recipe_mod.from_data(manifest.recipe_data, manifest.recipe_source or f"{manifest.recipe}.toml")
+    return recipe_mod.load(manifest.recipe)
+
+
+def run(build: BuildFolder, options: VerifyOptions) -> StageReport:
+    """Boot every requested firmware x platform (concurrently, see VerifyOptions.parallel); write verify.json.
+
+    A TCG boot keeps about one host core busy (the guest's first boot is mostly sequential), so on
+    this kind of machine two boots side by side take little longer than one.
+    """
+    start = time.monotonic()
+    with stage("verify", f"{build.recipe_name} {build.build_id}: {', '.join(options.firmwares)} x "
+                         f"{', '.join(options.platforms)}"):
+        manifest = require_unchanged(build, "verify")
+        recipe = recipe_of(manifest)
+        report = StageReport(stage=Stage.VERIFY, content_digest=manifest.content_digest)
+        choice = choose_accel(build, options.accel)
+        host_keys = image_host_keys(build)
+        requests: list[BootRequest] = []
+        for firmware in options.firmwares:
+            for platform in options.platforms:
+                if platform == Platform.NOCLOUD and Platform.NOCLOUD not in recipe.platforms:
+                    report.records.append(_nocloud_refused(recipe, firmware))
+                    continue
+                requests.append(BootRequest(build=build, firmware=firmware, platform=platform, accel=choice,
+                                            keep=options.keep, faults=options.faults,
+                                            timeout_s=options.timeout_s or recipe.boot_timeout_s,
+                                            provision_guest_agent=options.provision_guest_agent))
+        if not requests and not report.records:
+            raise VerifyError("nothing was verified", "choose at least one firmware and platform")
+        boots: dict[str, Any] = {}
+        workers = max(1, min(options.parallel or os.cpu_count() or 1, len(requests) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
+            futures = [pool.submit(_one_boot, request, manifest, recipe, host_keys) for request in requests]
+            for request, future in zip(requests, futures, strict=True):
+                outcome = future.result()
+                report.records.extend(outcome.records)
+                boots[f"{request.firmware}-{request.platform}"] = outcome.info
+        report.details = {"accel": choice.accel, "accel_reason": choice.reason, "boots": boots,
+                          "parallel_boots": workers}
+        report.duration_s = round(time.monotonic() - start, 1)
+        report.artifacts = {name: str(build.path / info["evidence"]) for name, info in boots.items()}
+        write_stage(build, report, amend=keep_other_boots)
+    report.summary = report.counts_text() + "".join(
+        f"; {name} Ready {info.get('timings_s', {}).get('ready_s')} s" for name, info in boots.items()
+        if info.get("timings_s", {}).get("ready_s") is not None)
+    report.build = build
+    return report
+
+
+def keep_other_boots(build: BuildFolder, report: StageReport) -> None:
+    """Carry over the previous run's boots this run did not repeat, when they verified the same content.
+
+    Re-verifying one firmware (say, bios) must not erase the other firmware's result for the same
+    disk: publishing to V2 still needs the uefi verification.
+    """
+    previous = load_stage(build, Stage.VERIFY)
+    if previous is None or previous.content_digest != report.content_digest:
+        return
+    done = {(r.firmware, r.platform) for r in report.records}
+    report.records.extend(r for r in previous.records if (r.firmware, r.platform) not in done)
+    for name, boot in previous.details.get("boots", {}).items():
+        report.details["boots"].setdefault(name, boot)
+
+
+def _one_boot(request: BootRequest, manifest: Manifest, recipe: recipe_mod.Recipe,
+              host_keys: list[str]) -> BootOutcome:
+    name = f"{request.firmware}-{request.platform}"
+    log.info("verify: booting %s (%s)", name, request.accel.accel)
+    outcome = boot_and_check(request, manifest, recipe, host_keys)
+    failed = [r for r in outcome.records if r.result == FAILED]
+    timings = outcome.info.get("timings_s", {})
+    log.info("verify: %s %s; Ready at %s s, SSH at %s s, checks done at %s s", name,
+             "passed" if not failed else f"FAILED ({len(failed)} checks)", timings.get("ready_s"),
+             timings.get("ssh_ready_s"), timings.get("checks_done_s"))
+    return outcome
