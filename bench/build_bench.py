@@ -30,8 +30,8 @@ def run() -> dict[str, object]:
         warm_s = time.monotonic() - start
         manifest = cold.folder.manifest()
         return {
-            "recipe": "debian-12", "disk_size_mib": manifest["disk"]["size_mib"],
+            "recipe": "debian-12", "disk_size_mib": manifest.disk.size_mib,
             "cold_s": round(cold_s, 1), "warm_s": round(warm_s, 1), "warm_cache_hit": warm.cache_hit,
-            "cold_steps_s": manifest["timings_s"], "allocated_mib": manifest["disk"]["allocated_bytes"] // 2**20,
+            "cold_steps_s": dict(manifest.timings_s), "allocated_mib": manifest.disk.allocated_bytes // 2**20,
             "targets": {"cold_s": 120, "warm_s": 15},
         }

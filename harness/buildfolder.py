@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import NotFoundError
+from harness.errors import IntegrityError, NotFoundError
 from harness.manifest import RAW, VHD, Manifest
 
 MANIFEST = "manifest.json"
@@ -99,12 +99,16 @@ class BuildFolder:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def disk(self) -> Path:
-        """The disk in whichever state it is: disk.vhd after convert, disk.raw before."""
-        for name in (VHD, RAW):
-            candidate = self.path / name
-            if candidate.exists():
-                return candidate
-        raise NotFoundError(f"build {self.path} holds no disk.raw or disk.vhd", "rebuild it with 'harness build'")
+        """The disk in whichever state it is: disk.vhd after convert, disk.raw before (never both)."""
+        found = [self.path / name for name in (VHD, RAW) if (self.path / name).exists()]
+        if not found:
+            raise NotFoundError(f"build {self.path} holds no disk.raw or disk.vhd", "rebuild it with 'harness build'")
+        if len(found) > 1:
+            raise IntegrityError(f"build {self.path} holds both {RAW} and {VHD}",
+                                 "a build has one disk: delete the stale one or rebuild")
+        if not found[0].is_file():
+            raise IntegrityError(f"{found[0]} is not a regular file", "rebuild it with 'harness build'")
+        return found[0]
 
     def disk_format(self) -> str:
         """QEMU driver for the disk: 'vpc' for the fixed VHD, 'raw' otherwise."""

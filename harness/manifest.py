@@ -125,22 +125,22 @@ class VhdInfo:
     file: str
     current_size: int
     creator_app: str
-    geometry: Mapping[str, int]
+    geometry: tuple[int, ...]  # cylinders, heads, sectors per track
     unique_id: str
     checksum: str
-    footer_timestamp: int
+    footer_timestamp: str  # UTC, as the footer says
     converted: str  # UTC time of the conversion
     sha256: str = ""  # of the whole .vhd file, when it was computed
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "geometry": dict(self.geometry)}
+        return {**dataclasses.asdict(self), "geometry": list(self.geometry)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> VhdInfo:
         return cls(file=str(data.get("file", VHD)), current_size=int(data["current_size"]),
-                   creator_app=str(data.get("creator_app", "")), geometry=dict(data.get("geometry") or {}),
+                   creator_app=str(data.get("creator_app", "")), geometry=tuple(data.get("geometry") or ()),
                    unique_id=str(data.get("unique_id", "")), checksum=str(data.get("checksum", "")),
-                   footer_timestamp=int(data.get("footer_timestamp") or 0), converted=str(data.get("converted", "")),
+                   footer_timestamp=str(data.get("footer_timestamp") or ""), converted=str(data.get("converted", "")),
                    sha256=str(data.get("sha256", "")))
 
 

@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import NotFoundError, RecipeError
-from harness.recipe_schema import AGENTS, DEFAULT_DISK_SIZE_MIB, validate
+from harness.recipe_schema import AGENTS, DEFAULT_DISK_SIZE_MIB, RECIPE_NAME_RE, validate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DISTROS_DIR = REPO_ROOT / "distros"
+# A recipe extends a base that may extend another: a few levels are plenty, and a cap turns a runaway chain
+# (generated, or a cycle through differently spelled paths) into one error instead of a RecursionError.
+MAX_EXTENDS_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -147,19 +150,28 @@ def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     """Child tables merge into the parent's recursively; scalars and arrays replace; settings append."""
     merged = copy.deepcopy(base)
     for key, value in child.items():
-        if key == "settings":
-            parent = [s for s in merged.get("settings", []) if not any(
-                isinstance(c, dict) and c.get("file") == s.get("file") and c.get("key") == s.get("key")
-                for c in value)]
-            merged["settings"] = parent + list(value)
+        if key == "settings" and isinstance(value, list) and isinstance(merged.get("settings", []), list):
+            merged["settings"] = _merge_settings(merged.get("settings", []), value)
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
-        else:
+        else:  # a wrong type replaces whatever was there; validation of the merged recipe reports it
             merged[key] = copy.deepcopy(value)
     return merged
 
 
+def _merge_settings(parent: list[Any], child: list[Any]) -> list[Any]:
+    """The parent's settings that no child setting overrides (same file and key), then the child's."""
+    overridden = [(c.get("file"), c.get("key")) for c in child if isinstance(c, dict)]  # unhashable values too
+    kept = [s for s in parent if not (isinstance(s, dict) and (s.get("file"), s.get("key")) in overridden)]
+    return kept + copy.deepcopy(child)
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file as a table; one RecipeError or NotFoundError for anything that is not a readable recipe."""
+    if path.is_dir():
+        raise NotFoundError(f"recipe {path} is a directory, not a .toml file", "pass the recipe file itself")
+    if path.exists() and not path.is_file():
+        raise NotFoundError(f"recipe {path} is not a regular file (a FIFO or a device)", "pass the recipe file itself")
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -167,6 +179,26 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise NotFoundError(f"recipe file {path} does not exist", "see 'harness recipes list'") from exc
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(str(path), [f"TOML syntax: {exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise RecipeError(str(path), [f"not UTF-8 text (byte {exc.start}): a recipe is a TOML file"]) from exc
+    except OSError as exc:  # a symlink loop, no permission, an I/O error
+        raise NotFoundError(f"cannot read recipe {path}: {exc.strerror or exc}", "check the path and its "
+                            "permissions") from exc
+    except ValueError as exc:  # a NUL in the path
+        raise NotFoundError(f"cannot read recipe {path!r}: {exc}", "check the path") from exc
+    except RecursionError as exc:
+        raise RecipeError(str(path), ["TOML nested too deeply to read"]) from exc
+
+
+def _parent_path(path: Path, parent_name: Any) -> Path:
+    """The file `extends` names: a recipe name, next to the file that extends it."""
+    if not isinstance(parent_name, str) or not RECIPE_NAME_RE.fullmatch(parent_name):
+        raise RecipeError(str(path), [f"extends: must be the name of a recipe next to this file (got {parent_name!r}; "
+                                      "no '/', no leading '.')"])
+    parent_path = path.parent / f"{parent_name}.toml"
+    if not parent_path.exists():
+        raise RecipeError(str(path), [f"extends: no recipe named {parent_name!r} next to this file"])
+    return parent_path
 
 
 def _resolve_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -174,14 +206,15 @@ def _resolve_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     parent_name = data.get("extends")
     if parent_name is None:
         return data
-    if not isinstance(parent_name, str):
-        raise RecipeError(str(path), ["extends: must be a recipe name"])
-    parent_path = path.parent / f"{parent_name}.toml"
-    if parent_path in seen or parent_path == path:
+    chain = (*seen, path)
+    if len(chain) > MAX_EXTENDS_DEPTH:
+        names = " -> ".join(p.stem for p in chain[:MAX_EXTENDS_DEPTH + 1])
+        raise RecipeError(str(chain[0]), [f"extends chain of more than {MAX_EXTENDS_DEPTH} recipes ({names} -> ...)"
+                                          ": flatten it"])
+    parent_path = _parent_path(path, parent_name)
+    if parent_path in chain:
         raise RecipeError(str(path), [f"extends: cycle through {parent_name}"])
-    if not parent_path.exists():
-        raise RecipeError(str(path), [f"extends: no recipe named {parent_name!r} next to this file"])
-    merged = _merge(_resolve_raw(parent_path, (*seen, path)), {k: v for k, v in data.items() if k != "extends"})
+    merged = _merge(_resolve_raw(parent_path, chain), {k: v for k, v in data.items() if k != "extends"})
     merged["extends"] = parent_name
     return merged
 
@@ -212,7 +245,9 @@ def load(name_or_path: str | Path) -> Recipe:
 
 def from_data(data: Mapping[str, Any], label: str) -> Recipe:
     """The recipe a build recorded (its content after `extends`), validated again; `label` names its origin."""
-    plain = json.loads(json.dumps(dict(data)))
+    if not isinstance(data, Mapping):
+        raise RecipeError(label, [f"top level: must be a table, not {type(data).__name__}"])
+    plain = json.loads(json.dumps(dict(data), default=str))  # TOML dates become strings, as in a manifest
     problems = validate(plain)
     if problems:
         raise RecipeError(label, problems)

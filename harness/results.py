@@ -70,7 +70,7 @@ class StageReport:
     started: str = field(default_factory=now)
     finished: str = ""
     duration_s: float = 0.0
-    artifacts: dict[str, str] = field(default_factory=dict)  # name -> path
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> path relative to the build folder
     details: dict[str, Any] = field(default_factory=dict)
     summary: str = ""  # one line for `harness run`'s table
     build: BuildFolder | None = field(default=None, compare=False)  # the folder the stage worked on or made

@@ -8,6 +8,7 @@ from pathlib import Path
 from harness import proc
 from harness.builder import settings as settings_mod
 from harness.builder.context import BuildContext
+from harness.builder.guestroot import GuestRoot
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ ff02::2 ip6-allrouters
 def apply_settings(ctx: BuildContext) -> None:
     """Write every effective setting into the tree; the manifest records them."""
     for setting in ctx.settings:
-        settings_mod.apply(ctx.rootfs, setting)
+        settings_mod.apply(GuestRoot(ctx.rootfs), setting)
         log.debug("setting %s (%s)", setting.describe(), setting.reason)
 
 
@@ -39,19 +40,22 @@ def write_fstab(ctx: BuildContext) -> None:
         f"UUID={ctx.root_uuid} / ext4 defaults,discard,errors=remount-ro,x-systemd.growfs 0 1\n"
         f"UUID={ctx.esp_serial} /boot/efi vfat defaults,umask=0077,nofail 0 2\n"
     )
-    (ctx.rootfs / "etc/fstab").write_text(fstab, encoding="utf-8")
-    (ctx.rootfs / "boot/efi").mkdir(parents=True, exist_ok=True)
+    root = GuestRoot(ctx.rootfs)
+    root.write_text("/etc/fstab", fstab)
+    root.mkdir("/boot/efi")
 
 
 def write_identity(ctx: BuildContext) -> None:
     """A generic host name: the provisioning agent sets the real one on first boot."""
-    (ctx.rootfs / "etc/hostname").write_text(GENERIC_HOSTNAME + "\n", encoding="utf-8")
-    (ctx.rootfs / "etc/hosts").write_text(HOSTS, encoding="utf-8")
+    root = GuestRoot(ctx.rootfs)
+    root.write_text("/etc/hostname", GENERIC_HOSTNAME + "\n")
+    root.write_text("/etc/hosts", HOSTS)
 
 
 def _unit_exists(root: Path, unit: str) -> bool:
-    return any((root / d / unit).exists() for d in ("etc/systemd/system", "lib/systemd/system",
-                                                   "usr/lib/systemd/system"))
+    tree = GuestRoot(root)
+    return any(tree.exists(f"{d}/{unit}") for d in ("/etc/systemd/system", "/lib/systemd/system",
+                                                    "/usr/lib/systemd/system"))
 
 
 def set_units(ctx: BuildContext) -> None:

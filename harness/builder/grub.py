@@ -16,8 +16,10 @@ from pathlib import Path
 from harness import proc
 from harness.builder.context import BuildContext
 from harness.builder.families import FamilyTraits
+from harness.builder.guestroot import GuestRoot
 from harness.builder.layout import SECTOR, Layout
 from harness.errors import BuildError
+from harness.shellsyntax import grub_word
 
 BIOS_MODULES = ("biosdisk", "part_gpt", "part_msdos", "ext2", "fat", "search", "search_fs_uuid",
                 "configfile", "normal", "linux", "serial", "terminal", "gzio", "echo", "test")
@@ -68,10 +70,11 @@ def _header(ctx: BuildContext, family: FamilyTraits, defaults: dict[str, str]) -
 def _menuentry(ctx: BuildContext, family: FamilyTraits, version: str, defaults: dict[str, str]) -> list[str]:
     initrd = family.initramfs_glob.format(v=version)
     # grub-mkconfig puts both variables on the normal entry's command line; so do we.
-    cmdline = " ".join(v for v in (defaults.get("GRUB_CMDLINE_LINUX", ""),
-                                   defaults.get("GRUB_CMDLINE_LINUX_DEFAULT", "")) if v)
+    words = [*defaults.get("GRUB_CMDLINE_LINUX", "").split(), *defaults.get("GRUB_CMDLINE_LINUX_DEFAULT", "").split()]
+    cmdline = " ".join(grub_word(w) for w in words)  # each parameter one literal GRUB word ($, quotes, ;)
+    title = grub_word(ctx.recipe.description or ctx.recipe.name, quote=True)
     return [
-        f"menuentry '{ctx.recipe.description or ctx.recipe.name}' --id harness-default {{",
+        f"menuentry {title} --id harness-default {{",
         f"    linux /boot/vmlinuz-{version} root=UUID={ctx.root_uuid} ro {cmdline}".rstrip(),
         f"    initrd /boot/{initrd}",
         "}",
@@ -93,33 +96,29 @@ def grub_cfg(ctx: BuildContext, family: FamilyTraits, version: str, defaults: di
 
 
 def _mkimage(ctx: BuildContext, family: FamilyTraits, platform: str, modules: tuple[str, ...], out: Path) -> None:
-    root = ctx.rootfs
-    cfg_rel = "tmp/harness-early.cfg"
-    img_rel = f"tmp/harness-{platform}.img"
-    (root / cfg_rel).write_text(early_config(ctx.root_uuid, family.grub_dir), encoding="utf-8")
-    proc.run(["chroot", root, family.grub_mkimage, "-O", platform, "-d", f"{family.grub_lib}/{platform}",
-             "-o", f"/{img_rel}", "-c", f"/{cfg_rel}", "-p", family.grub_dir, *modules],
-            hint=f"the target's GRUB for {platform} is incomplete; add its package to the recipe")
-    shutil.move(root / img_rel, out)
-    (root / cfg_rel).unlink()
+    root = GuestRoot(ctx.rootfs)
+    cfg, img = "/tmp/harness-early.cfg", f"/tmp/harness-{platform}.img"
+    root.write_text(cfg, early_config(ctx.root_uuid, family.grub_dir))
+    proc.run(["chroot", ctx.rootfs, family.grub_mkimage, "-O", platform, "-d", f"{family.grub_lib}/{platform}",
+              "-o", img, "-c", cfg, "-p", family.grub_dir, *modules],
+             hint=f"the target's GRUB for {platform} is incomplete; add its package to the recipe")
+    shutil.move(root.path(img), out)
+    root.remove(cfg)
 
 
 def install_files(ctx: BuildContext, family: FamilyTraits, defaults: dict[str, str]) -> str:
     """Build both GRUB images into ctx.boot_dir and lay out /boot/grub like grub-install would."""
-    root = ctx.rootfs
-    version = kernel_version(root, family)
+    root = GuestRoot(ctx.rootfs)
+    version = kernel_version(ctx.rootfs, family)
     ctx.boot_dir.mkdir(parents=True, exist_ok=True)
     _mkimage(ctx, family, "i386-pc", BIOS_MODULES, ctx.boot_dir / "core.img")
     _mkimage(ctx, family, "x86_64-efi", EFI_MODULES, ctx.boot_dir / "BOOTX64.EFI")
-    shutil.copy(root / family.grub_lib.lstrip("/") / "i386-pc/boot.img", ctx.boot_dir / "boot.img")
-    grub_dir = root / family.grub_dir.lstrip("/")
+    shutil.copy(root.path(f"{family.grub_lib}/i386-pc/boot.img"), ctx.boot_dir / "boot.img")
     for platform in ("i386-pc", "x86_64-efi"):
-        dest = grub_dir / platform
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(root / family.grub_lib.lstrip("/") / platform, dest,
+        root.remove(f"{family.grub_dir}/{platform}")
+        shutil.copytree(root.path(f"{family.grub_lib}/{platform}"), root.path(f"{family.grub_dir}/{platform}"),
                         ignore=shutil.ignore_patterns("*.image", "*.module", "*.exec", "gdb_*", "gmodule.pl"))
-    (grub_dir / "grub.cfg").write_text(grub_cfg(ctx, family, version, defaults), encoding="utf-8")
+    root.write_text(f"{family.grub_dir}/grub.cfg", grub_cfg(ctx, family, version, defaults))
     return version
 
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from harness.errors import BuildError
+from harness.recipe_schema import MAX_DISK_SIZE_MIB
 
 MIB = 1024 * 1024
 SECTOR = 512
@@ -20,6 +21,7 @@ BIOS_BOOT_MIB = 1
 # partition so its end stays MiB-aligned too.
 TAIL_RESERVED_MIB = 1
 MIN_ROOT_MIB = 256
+MAX_DISK_MIB = MAX_DISK_SIZE_MIB  # Azure's largest OS disk, 1023 GiB: it refuses a bigger VHD
 
 
 @dataclass(frozen=True)
@@ -78,14 +80,19 @@ class Layout:
 
 def plan(disk_size_mib: int, esp_size_mib: int) -> Layout:
     """Place BIOS boot at 1 MiB, the ESP after it, root up to the last MiB; all MiB-aligned."""
+    if disk_size_mib > MAX_DISK_MIB:
+        raise BuildError(f"disk of {disk_size_mib} MiB is above Azure's OS disk limit of {MAX_DISK_MIB} MiB (1023 GiB)",
+                         f"use --disk-size-mib {MAX_DISK_MIB} or less")
     bios = Partition(1, "bios", BIOS_BOOT_GUID, 1, BIOS_BOOT_MIB)
     esp = Partition(2, "esp", ESP_GUID, bios.start_mib + bios.size_mib, esp_size_mib)
     root_start = esp.start_mib + esp.size_mib
     root_size = disk_size_mib - root_start - TAIL_RESERVED_MIB
     if root_size < MIN_ROOT_MIB:
+        minimum = root_start + TAIL_RESERVED_MIB + MIN_ROOT_MIB
         raise BuildError(
-            f"disk of {disk_size_mib} MiB leaves {root_size} MiB for the root file system",
-            f"use --disk-size-mib {root_start + TAIL_RESERVED_MIB + MIN_ROOT_MIB} or more",
+            f"disk of {disk_size_mib} MiB is below the minimum of {minimum} MiB: it leaves {root_size} MiB for the "
+            f"root file system, which needs {MIN_ROOT_MIB}",
+            f"use --disk-size-mib {minimum} or more",
         )
     root = Partition(3, "root", LINUX_ROOT_GUID, root_start, root_size)
     return Layout(disk_size_mib, (bios, esp, root))

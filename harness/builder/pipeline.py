@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, proc
+from harness import __version__, housekeeping, proc
 from harness.builder import apt, configure, disk, dnf, grub, rpm, seal, vendor, zypper
 from harness.builder import settings as settings_mod
 from harness.builder.context import BuildContext, BuildOptions, cache_root
 from harness.builder.families import FAMILIES, FamilyTraits
 from harness.builder.families import get as get_family
+from harness.builder.guestroot import GuestRoot
 from harness.builder.layout import plan as plan_layout
 from harness.buildfolder import (
     MANIFEST,
@@ -38,6 +39,7 @@ from harness.integrity import require_unchanged
 from harness.log import stage
 from harness.manifest import DeclaredSetting, DiskInfo, DiskStamp, GalleryIdentity, Manifest, Package, PartitionInfo
 from harness.recipe import Recipe, Setting
+from harness.shellsyntax import parse_assignments
 
 log = logging.getLogger(__name__)
 
@@ -144,24 +146,8 @@ def configure_azure(ctx: BuildContext) -> None:
 
 def install_bootloader(ctx: BuildContext) -> None:
     family = get_family(ctx.recipe.family)
-    defaults_path = ctx.rootfs / family.grub_default.lstrip("/")
-    text = defaults_path.read_text(encoding="utf-8") if defaults_path.exists() else ""
-    defaults = read_grub_defaults(text)
+    defaults = parse_assignments(GuestRoot(ctx.rootfs).read_text(family.grub_default) or "")
     ctx.kernel_version = grub.install_files(ctx, family, defaults)
-
-
-def read_grub_defaults(text: str) -> dict[str, str]:
-    """KEY=value pairs of /etc/default/grub (shell syntax, quotes removed)."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#") or "=" not in stripped:
-            continue
-        key = stripped.split("=", 1)[0]
-        value = settings_mod.read_from_text(line, Setting(file="", key=key, value="", reason="-", style="shell"))
-        if value is not None:
-            values[key] = value
-    return values
 
 
 def seal_image(ctx: BuildContext) -> None:
@@ -177,8 +163,7 @@ def collect_facts(ctx: BuildContext) -> None:
 
 
 def _setting_holds(root: Path, setting: Setting) -> bool:
-    path = root / setting.file.lstrip("/")
-    return settings_mod.holds(path.read_text(encoding="utf-8") if path.exists() else None, setting)
+    return settings_mod.holds(GuestRoot(root).read_text(setting.file), setting)
 
 
 def assemble_disk(ctx: BuildContext) -> None:
@@ -223,7 +208,7 @@ def _with_disk(bootstrap_plan: Callable[[BuildContext], dict[str, Any]]) -> Call
                 text = settings_mod.apply_to_text(text, setting)
         return {**bootstrap_plan(ctx), "partition_table": ctx.layout.sfdisk_script(ctx.disk_guid, ctx.part_guids),
                 "layout": ctx.layout.to_json(),
-                f"{family.grub_dir}/grub.cfg": grub.grub_cfg(ctx, family, "<kernel-version>", read_grub_defaults(text))}
+                f"{family.grub_dir}/grub.cfg": grub.grub_cfg(ctx, family, "<kernel-version>", parse_assignments(text))}
     return planned
 
 
@@ -306,6 +291,7 @@ def finalize(ctx: BuildContext) -> BuildFolder:
     manifest = make_manifest(ctx, digest, DiskStamp.of(ctx.disk_tmp))  # a folder rename keeps inode and mtime
     write_json_atomic(staging / MANIFEST, manifest.to_json())
     os.replace(staging, ctx.build_dir)
+    (ctx.build_dir / housekeeping.LOCK_FILE).unlink(missing_ok=True)  # the work folder's lock; still held by fd
     return BuildFolder(ctx.build_dir)
 
 
@@ -337,10 +323,11 @@ def build(recipe: Recipe, options: BuildOptions) -> BuildResult:
             return BuildResult(hit, True)
         ctx.work_dir.mkdir(parents=True)
         try:
-            for step in route_of(recipe).steps:
-                with ctx.timings.step(step.__name__):
-                    step(ctx)
-            folder = finalize(ctx)
+            with housekeeping.held(ctx.work_dir):  # `builds prune` leaves a locked work folder alone
+                for step in route_of(recipe).steps:
+                    with ctx.timings.step(step.__name__):
+                        step(ctx)
+                folder = finalize(ctx)
         except BaseException:
             _discard(ctx)
             raise

@@ -20,6 +20,7 @@ from harness.builder import fetch
 from harness.builder import settings as settings_mod
 from harness.builder.context import BuildContext
 from harness.builder.families import FamilyTraits
+from harness.builder.guestroot import GuestRoot
 from harness.checks.offline_boot import HV_MODULES, modules_present
 from harness.checks.textparse import initramfs_paths, parse_kernel_config
 from harness.errors import BuildError, CommandError
@@ -119,10 +120,9 @@ def preinstall_files(ctx: BuildContext, family: FamilyTraits) -> dict[str, str]:
 
 
 def write_files(root: Path, files: dict[str, str]) -> None:
+    tree = GuestRoot(root)
     for guest_path, content in files.items():
-        target = root / guest_path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
+        tree.write_text(guest_path, content)
 
 
 def installed_packages(rootfs: Path, family: FamilyTraits) -> list[dict[str, str]]:

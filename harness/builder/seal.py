@@ -7,106 +7,89 @@ it is verified.
 from __future__ import annotations
 
 import logging
-import shutil
-from pathlib import Path
 
 from harness.builder.context import BuildContext
 from harness.builder.families import get as get_family
+from harness.builder.guestroot import GuestRoot
 
 log = logging.getLogger(__name__)
 
 # Instance state of the provisioning agents and their logs (D5).
-AGENT_STATE = ("var/lib/cloud", "var/lib/waagent")
-AGENT_LOGS = ("var/log/cloud-init.log", "var/log/cloud-init-output.log", "var/log/waagent.log",
-              "var/log/azure")
+AGENT_STATE = ("/var/lib/cloud", "/var/lib/waagent")
+AGENT_LOGS = ("/var/log/cloud-init.log", "/var/log/cloud-init-output.log", "/var/log/waagent.log",
+              "/var/log/azure")
 # Per-machine secrets and identifiers systemd and friends keep on disk.
-MACHINE_STATE = ("var/lib/systemd/random-seed", "var/lib/systemd/credential.secret",
-                 "etc/udev/rules.d/70-persistent-net.rules")
+MACHINE_STATE = ("/var/lib/systemd/random-seed", "/var/lib/systemd/credential.secret",
+                 "/etc/udev/rules.d/70-persistent-net.rules")
 # dnf and zypper package caches and indexes (the apt ones are named where they are cleaned).
-RPM_CACHES = ("var/cache/dnf", "var/cache/yum", "var/cache/zypp/packages", "var/cache/zypp/raw", "var/cache/zypp/solv")
+RPM_CACHES = ("/var/cache/dnf", "/var/cache/yum", "/var/cache/zypp/packages", "/var/cache/zypp/raw",
+              "/var/cache/zypp/solv")
 HISTORY_NAMES = (".bash_history", ".sh_history", ".zsh_history", ".history", ".python_history",
                  ".lesshst", ".viminfo")
 
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)
+# Every path below is a guest path resolved inside the image (GuestRoot): an absolute symlink in the image
+# (/etc/resolv.conf -> /run/..., /home -> /var/home) never leads to the build host's files.
 
 
-def _empty_dir(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        for child in path.iterdir():
-            _remove(child)
+def remove_host_keys(root: GuestRoot) -> None:
+    for key in root.glob("/etc/ssh", "ssh_host_*"):
+        root.remove(key)
 
 
-def remove_host_keys(root: Path) -> None:
-    for key in (root / "etc/ssh").glob("ssh_host_*"):
-        key.unlink()
-
-
-def reset_machine_id(root: Path, style: str) -> None:
+def reset_machine_id(root: GuestRoot, style: str) -> None:
     """Empty or 'uninitialized' on purpose per family (see families.py), never a baked-in id (D3)."""
-    (root / "etc/machine-id").write_text("uninitialized\n" if style == "uninitialized" else "",
-                                         encoding="utf-8")
-    dbus_id = root / "var/lib/dbus/machine-id"
-    if dbus_id.exists() and not dbus_id.is_symlink():
-        dbus_id.unlink()
+    root.write_text("/etc/machine-id", "uninitialized\n" if style == "uninitialized" else "", mode=0o444)
+    if not root.path("/var/lib/dbus/machine-id", follow_last=False).is_symlink():
+        root.remove("/var/lib/dbus/machine-id")
 
 
-def remove_histories(root: Path) -> None:
-    homes = [root / "root", *(p for p in (root / "home").glob("*") if p.is_dir())]
+def remove_histories(root: GuestRoot) -> None:
+    homes = ["/root", *(h for h in root.glob("/home", "*") if root.path(h).is_dir())]
     for home in homes:
         for name in HISTORY_NAMES:
-            _remove(home / name)
+            root.remove(f"{home}/{name}")
 
 
-def remove_agent_state(root: Path) -> None:
-    for rel in AGENT_STATE:
-        _empty_dir(root / rel)
-    for rel in AGENT_LOGS + MACHINE_STATE:
-        _remove(root / rel)
+def remove_agent_state(root: GuestRoot) -> None:
+    for guest in AGENT_STATE:
+        root.empty_dir(guest)
+    for guest in AGENT_LOGS + MACHINE_STATE:
+        root.remove(guest)
 
 
-def remove_leases(root: Path, lease_dirs: tuple[str, ...]) -> None:
-    for rel in lease_dirs:
-        folder = root / rel.lstrip("/")
-        if folder.is_dir():
-            for lease in folder.rglob("*"):
-                if lease.is_file() and ("lease" in lease.name or lease.suffix == ".lease"):
-                    lease.unlink()
+def remove_leases(root: GuestRoot, lease_dirs: tuple[str, ...]) -> None:
+    for folder in lease_dirs:
+        for lease in root.glob(folder, "**/*"):
+            host = root.path(lease, follow_last=False)
+            if host.is_file() and not host.is_symlink() and ("lease" in host.name or host.suffix == ".lease"):
+                root.remove(lease)
 
 
-def reset_resolv_conf(root: Path) -> None:
+def reset_resolv_conf(root: GuestRoot) -> None:
     """The build host's resolver must not leak; a symlink (systemd-resolved) is the distro's design."""
-    resolv = root / "etc/resolv.conf"
-    if resolv.exists() and not resolv.is_symlink():
-        resolv.unlink()
+    if not root.path("/etc/resolv.conf", follow_last=False).is_symlink():
+        root.remove("/etc/resolv.conf")
 
 
-def clean_caches_and_logs(root: Path) -> None:
+def clean_caches_and_logs(root: GuestRoot) -> None:
     """Package caches, temp folders and the build's own logs (D7)."""
-    for rel in ("var/cache/apt/archives", "var/lib/apt/lists", *RPM_CACHES, "tmp", "var/tmp"):
-        folder = root / rel
-        if folder.is_dir():
-            for child in folder.iterdir():
-                if child.name not in ("partial", "lock"):
-                    _remove(child)
-    for pattern in ("var/cache/apt/*.bin", "var/cache/debconf/*-old", "var/lib/dpkg/*-old"):
-        for path in root.glob(pattern):
-            _remove(path)
-    logdir = root / "var/log"
-    if logdir.is_dir():
-        for path in logdir.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                path.write_bytes(b"")
-        _remove(logdir / "journal")
+    for folder in ("/var/cache/apt/archives", "/var/lib/apt/lists", *RPM_CACHES, "/tmp", "/var/tmp"):
+        for child in root.glob(folder, "*"):
+            if child.rsplit("/", 1)[-1] not in ("partial", "lock"):
+                root.remove(child)
+    for folder, pattern in (("/var/cache/apt", "*.bin"), ("/var/cache/debconf", "*-old"), ("/var/lib/dpkg", "*-old")):
+        for path in root.glob(folder, pattern):
+            root.remove(path)
+    for path in root.glob("/var/log", "**/*"):
+        host = root.path(path, follow_last=False)
+        if host.is_file() and not host.is_symlink():
+            host.write_bytes(b"")
+    root.remove("/var/log/journal")
 
 
 def seal(ctx: BuildContext) -> None:
     """Apply every generalization step; used for generalized and specialized images alike."""
-    root = ctx.rootfs
+    root = GuestRoot(ctx.rootfs)
     family = get_family(ctx.recipe.family)
     remove_host_keys(root)
     reset_machine_id(root, ctx.recipe.machine_id or family.machine_id)
@@ -115,4 +98,4 @@ def seal(ctx: BuildContext) -> None:
     remove_leases(root, family.dhcp_lease_dirs)
     reset_resolv_conf(root)
     clean_caches_and_logs(root)
-    log.debug("sealed %s", root)
+    log.debug("sealed %s", ctx.rootfs)

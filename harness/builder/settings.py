@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 from harness.builder.families import FamilyTraits
+from harness.builder.guestroot import GuestRoot
 from harness.recipe import Recipe, Setting
+from harness.shellsyntax import shell_value
 
 
 def effective_settings(recipe: Recipe, family: FamilyTraits, agent: str, specialized: bool) -> list[Setting]:
@@ -41,11 +42,11 @@ def _line_pattern(setting: Setting) -> re.Pattern[str]:
 
 
 def render_line(setting: Setting) -> str:
+    """The line for the setting in its file's own syntax (shell: one word `sh` reads back exactly)."""
     if setting.style == "sshd":
         return f"{setting.key} {setting.value}"
     if setting.style == "shell":
-        return f'{setting.key}="{setting.value}"' if not re.fullmatch(r"[\w./:-]+", setting.value) else (
-            f"{setting.key}={shlex.quote(setting.value)}")
+        return f"{setting.key}={shell_value(setting.value)}"
     return f"{setting.key}={setting.value}"
 
 
@@ -105,9 +106,6 @@ def holds(text: str | None, setting: Setting) -> bool:
     return read_from_text(text, setting) == setting.value
 
 
-def apply(root: Path, setting: Setting) -> None:
-    """Write one setting into the tree at root (as the build's root user)."""
-    target = root / setting.file.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    current = target.read_text(encoding="utf-8") if target.exists() else ""
-    target.write_text(apply_to_text(current, setting), encoding="utf-8")
+def apply(root: GuestRoot, setting: Setting) -> None:
+    """Write one setting into the image tree (resolved inside it, whatever symlinks the image holds)."""
+    root.write_text(setting.file, apply_to_text(root.read_text(setting.file) or "", setting))

@@ -20,6 +20,7 @@ from harness import proc
 from harness.builder import grub, rpm
 from harness.builder.context import BuildContext
 from harness.builder.families import ZYPPER, FamilyTraits
+from harness.builder.guestroot import GuestRoot
 from harness.builder.packages import package_set
 from harness.errors import BuildError
 
@@ -124,7 +125,7 @@ def install(ctx: BuildContext) -> None:
     rpm.write_files(ctx.rootfs, rpm.preinstall_files(ctx, ZYPPER))
     with rpm.cache_link(ctx, config_paths(ctx)["cache"] / "solv", solv_link(ctx)):
         rpm.transaction(ctx, zypper_argv(ctx))
-    (ctx.rootfs / "run/zypp.pid").unlink(missing_ok=True)  # zypper's pid file; /run is a tmpfs in the guest
+    GuestRoot(ctx.rootfs).remove("/run/zypp.pid")  # zypper's pid file; /run is a tmpfs in the guest
     ctx.packages = rpm.installed_packages(ctx.rootfs, ZYPPER)
 
 

@@ -18,8 +18,9 @@ from harness.checks import declared, offline_agent, offline_boot, offline_config
 from harness.checks.declared import Deviation
 from harness.checks.image import Image
 from harness.checks.rulebase import FAILED, Record, Rule, record
-from harness.checks.selftest import parse_os_release, selftest_json
+from harness.checks.selftest import selftest_json
 from harness.errors import HarnessError
+from harness.shellsyntax import parse_assignments
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def scratch_root() -> str | None:
 
 def _os_release(img: Image) -> dict[str, str]:
     try:
-        return parse_os_release(img.text("/etc/os-release") or img.text("/usr/lib/os-release") or "")
+        return parse_assignments(img.text("/etc/os-release") or img.text("/usr/lib/os-release") or "")
     except HarnessError:
         return {}
 

@@ -9,8 +9,9 @@ import posixpath
 from harness.checks import grubimage
 from harness.checks.image import EFI_LOADER, Image
 from harness.checks.rulebase import FAILED, WARNING, Problem, Record, listing, record, rule, skipped, verdict
-from harness.checks.textparse import cmdline_params, has_param, param_value, parse_grub_defaults
+from harness.checks.textparse import cmdline_params, has_param, param_value
 from harness.enums import Result
+from harness.shellsyntax import parse_assignments
 
 # module -> kernel option that builds it in (=y means no module is needed)
 HV_MODULES = {"hv_vmbus": "CONFIG_HYPERV", "hv_storvsc": "CONFIG_HYPERV_STORAGE", "hv_netvsc": "CONFIG_HYPERV_NET"}
@@ -200,7 +201,7 @@ def grub_defaults(img: Image) -> Record:
     if text is None:
         return record(check, WARNING, f"no {path}", REQUIRED_PARAMS,
                       "a kernel update regenerating grub.cfg would lose the command line: write the defaults file")
-    values = parse_grub_defaults(text)
+    values = parse_assignments(text)
     words = " ".join(values.get(k, "") for k in ("GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT")).split()
     problems, actual = evaluate_params(words, img.arch, None)
     return verdict(check, problems, f"{path}: {actual}", REQUIRED_PARAMS)

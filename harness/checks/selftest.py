@@ -4,7 +4,6 @@ speaks a vocabulary people already know. Records with a self-test counterpart ta
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from harness.manifest import Manifest
@@ -24,14 +23,7 @@ SELFTEST_NAMES = {
 }
 
 
-def parse_os_release(text: str) -> dict[str, str]:
-    values = {}
-    for line in text.splitlines():
-        # PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
-        match = re.match(r'^([A-Z_]+)=("?)(.*)\2$', line.strip())
-        if match:
-            values[match.group(1)] = match.group(3)
-    return values
+
 
 
 def selftest_entry(rec: Record) -> dict[str, str]:

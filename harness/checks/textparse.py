@@ -7,7 +7,6 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -129,20 +128,7 @@ def parse_kernel_config(text: str) -> dict[str, str]:
     return config
 
 
-def parse_grub_defaults(text: str) -> dict[str, str]:
-    """KEY=value pairs of /etc/default/grub (shell syntax: quotes removed, the last assignment wins)."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        # GRUB_CMDLINE_LINUX="console=tty1 console=ttyS0,115200n8"
-        match = re.match(r"^\s*(?:export\s+)?([A-Za-z_]\w*)=(.*)$", line)
-        if not match:
-            continue
-        try:
-            words = shlex.split(match.group(2), comments=True)
-        except ValueError:
-            words = [match.group(2).strip("\"'")]
-        values[match.group(1)] = " ".join(words)
-    return values
+
 
 
 def cmdline_params(words: list[str]) -> list[tuple[str, str | None]]:

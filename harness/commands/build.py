@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     assert report.build is not None
     if args.json:
         emit_json({"build": str(report.build.path), "cache_hit": report.details["cache_hit"],
-                   "verdict": report.result.value, "artifacts": report.artifacts})
+                   "verdict": report.result.value,
+                   "artifacts": {k: str(report.build.path / v) for k, v in report.artifacts.items()}})
     else:
         print(report.build.path)
     return 0

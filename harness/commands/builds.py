@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,8 @@ from harness.commands._output import emit_json, table
 from harness.digest import allocated_bytes
 from harness.enums import Stage
 from harness.errors import HarnessError
+from harness.housekeeping import PUBLISHED_HINT, PruneOptions, PrunePlan, PruneResult, apply, plan_prune
 from harness.results import load_stage
-from harness.stages.publish import published_ok
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,13 +22,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lst.add_argument("recipe", nargs="?", help="only this recipe")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=list_command)
-    prune = bsub.add_parser("prune", help="delete all but the newest N builds per recipe")
+    prune = bsub.add_parser("prune", help="delete all but the newest N builds per recipe, and stale scratch folders")
     prune.add_argument("--keep", type=int, required=True, metavar="N", help="builds to keep per recipe")
-    prune.add_argument("recipe", nargs="?", help="only this recipe")
+    prune.add_argument("recipe", nargs="?", help="only this recipe (a name, not a path)")
     prune.add_argument("--gallery", action="append", default=[], metavar="PATH",
-                       help="local galleries whose versions' source builds are protected (default ./gallery)")
+                       help="a local gallery whose versions' source builds are protected (repeatable; the galleries "
+                            "in each build's publish history always are)")
     prune.add_argument("--include-published", action="store_true",
-                       help="also delete builds a gallery version came from")
+                       help="also delete builds that were published or that a gallery version came from")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     prune.add_argument("--json", action="store_true")
     prune.set_defaults(func=prune_command)
@@ -72,49 +72,38 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def published_sources(galleries: list[Path]) -> set[str]:
-    """Build folders (resolved paths) that a local gallery version records as its source."""
-    from harness.publish.local import LocalGallery
-
-    sources: set[str] = set()
-    for path in galleries:
-        if not path.exists():
-            continue
-        gallery = LocalGallery.at(path)
-        for definition in gallery.definitions():
-            for version in gallery.versions(definition.name):
-                sources.add(str(Path(version.source_build).resolve()))
-    return sources
-
-
-def _published(build: BuildFolder, sources: set[str]) -> bool:
-    if str(build.path.resolve()) in sources:
-        return True
-    return published_ok(build)
-
-
 def prune_command(args: argparse.Namespace) -> int:
-    if args.keep < 0:
-        raise HarnessError("--keep must be 0 or more", "e.g. --keep 3")
-    sources = published_sources([Path(p) for p in (args.gallery or ["gallery"])])
-    by_recipe: dict[str, list[BuildFolder]] = {}
-    for build in list_builds(args.recipe):
-        by_recipe.setdefault(build.path.parent.name, []).append(build)
-    deleted, protected = [], []
-    for builds in by_recipe.values():
-        old = builds[:-args.keep] if args.keep else builds
-        for build in old:
-            if not args.include_published and _published(build, sources):
-                protected.append(str(build.path))
-                continue
-            deleted.append(str(build.path))
-            if not args.dry_run:
-                shutil.rmtree(build.path)
+    options = PruneOptions(keep=args.keep, recipe=args.recipe, galleries=tuple(Path(p) for p in args.gallery),
+                           include_published=args.include_published)
+    plan = plan_prune(options)
+    result = None if args.dry_run else apply(plan)
     if args.json:
-        emit_json({"deleted": deleted, "kept_published": protected, "dry_run": args.dry_run})
+        data = {**plan.to_json(), "dry_run": args.dry_run, "failed": []}
+        if result is not None:  # what was actually deleted, not what was planned
+            data["deleted"] = [p for p in data["deleted"] if Path(p) in result.deleted]
+            data["stale"] = [i for i in data["stale"] if Path(i["path"]) in result.deleted]
+            data["failed"] = [i.to_json() for i in result.failed]
+        emit_json(data)
     else:
-        for path in deleted:
-            print(f"{'would delete' if args.dry_run else 'deleted'} {path}")
-        for path in protected:
-            print(f"kept {path} (a published version came from it; --include-published deletes it)")
+        show_prune(plan, result)
+    if result and result.failed:
+        raise HarnessError(f"{len(result.failed)} folder(s) could not be deleted: "
+                           + "; ".join(f"{i.path}: {i.reason}" for i in result.failed),
+                           "check their permissions and run prune again")
     return 0
+
+
+def show_prune(plan: PrunePlan, result: PruneResult | None) -> None:
+    """Deleted (or would be), protected and skipped folders, each with its reason."""
+    done = set(result.deleted) if result else set()
+    for item in (*plan.delete, *plan.stale):
+        if result is None:
+            print(f"would delete {item.path} ({item.reason})")
+        elif item.path in done:
+            print(f"deleted {item.path} ({item.reason})")
+    for item in plan.protected:
+        print(f"kept {item.path} ({item.reason}; {PUBLISHED_HINT})")
+    for item in plan.skipped:
+        print(f"skipped {item.path} ({item.reason})")
+    for note in plan.notes:
+        print(f"note: {note}")

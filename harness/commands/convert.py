@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
     build = resolve(args.build)
     report = convert.run(build)
     if args.json:
-        emit_json({"build": str(build.path), "vhd": report.artifacts["vhd"], **report.details})
+        emit_json({"build": str(build.path), "vhd": str(build.path / report.artifacts["vhd"]), **report.details})
         return 0
     if not report.details["converted"]:
         print(f"build {build.path} already holds a valid {VHD}; nothing to do", file=sys.stderr)
-    print(report.artifacts["vhd"])
+    print(build.path / report.artifacts["vhd"])
     return 0

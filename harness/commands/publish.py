@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Mapping
@@ -11,13 +12,14 @@ from pathlib import Path
 from harness import buildfolder
 from harness.commands._output import emit_json
 from harness.enums import Generation
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 from harness.publish.azure_settings import SETTINGS, AzureTarget, load_toml, resolve
 from harness.results import StageReport
 from harness.stages import publish
 from harness.stages.publish import LocalTarget, PublishOptions
 
 DEFAULT_TARGET = "local:gallery"
+AZURE_MODULE = "harness.publish.azure"
 BOTH = "both"
 
 
@@ -76,12 +78,25 @@ def azure_target(args: argparse.Namespace, env: Mapping[str, str] | None = None)
     return resolve(flags, environ, table, f"{config} [azure]" if config else "[azure]")
 
 
+def _require_azure() -> None:
+    """The Azure target and its SDK import, before any setting is read or anything is written."""
+    for module in (AZURE_MODULE, "azure.mgmt.compute", "azure.storage.blob"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            missing = getattr(exc, "name", None) or module
+            raise HarnessError(f"--to azure is not available: module {missing} is missing",
+                               "reinstall the harness with its dependencies (pip install harness), "
+                               "or publish to a local gallery (--to local:PATH)") from exc
+
+
 def parse_target(text: str, args: argparse.Namespace) -> LocalTarget | AzureTarget:
     """'local:PATH' -> that gallery folder; 'local' -> ./gallery; 'azure' -> the Azure settings."""
     kind, _, rest = text.partition(":")
     if kind == "local":
         return LocalTarget(Path(rest or "gallery"))
     if kind == "azure" and not rest:
+        _require_azure()
         return azure_target(args)
     raise UsageError(f"unknown publish target {text!r}", "use --to local:PATH or --to azure")
 

@@ -10,7 +10,6 @@ Exit codes: 0 after a clean stop, 2 for bad arguments or a platform that cannot 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import signal
@@ -18,9 +17,9 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
 
 from harness.errors import HarnessError, PlatformError
 from harness.platform.config import PlatformConfig
@@ -29,26 +28,38 @@ from harness.platform.requestlog import utc_now
 from harness.platform.servers import FakeAzure, parse_bind
 
 log = logging.getLogger(__name__)
+USAGE = "python -m harness.helpers.platformd --config F --log F --events F [--bind NAME=HOST:PORT] [--fault RULE]"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so main() stays a library function."""
+@dataclass
+class Launch:
+    """The daemon's arguments (it is started by verify/boot.py, never by a person: no help text needed)."""
 
-    def error(self, message: str) -> NoReturn:
-        raise PlatformError(f"platform daemon: {message}", "see --help")
+    config: Path
+    log: Path
+    events: Path
+    binds: list[str] = field(default_factory=list)  # NAME=HOST:PORT per server (imds, wireserver, hostgaplugin)
+    faults: list[str] = field(default_factory=list)  # fault rules, see harness/platform/faults.py
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness.helpers.platformd", description="Fake Azure platform (IMDS, WireServer, "
-                     "HostGAPlugin) for one VM, until SIGTERM.")
-    parser.add_argument("--config", type=Path, required=True, help="PlatformConfig JSON (PlatformConfig.write_json)")
-    parser.add_argument("--log", type=Path, required=True, help="request log, one JSON object per line")
-    parser.add_argument("--events", type=Path, required=True, help="events file, one JSON object per line")
-    parser.add_argument("--bind", action="append", default=[], metavar="NAME=HOST:PORT",
-                        help="bind address per server (imds, wireserver, hostgaplugin); default: Azure's")
-    parser.add_argument("--fault", action="append", default=[], metavar="RULE",
-                        help="fault rule, e.g. wireserver:health=500x3 (see harness/platform/faults.py)")
-    return parser
+def parse_launch(argv: Sequence[str]) -> Launch:
+    """--config F --log F --events F [--bind NAME=HOST:PORT ...] [--fault RULE ...]; PlatformError when wrong."""
+    if len(argv) % 2:
+        raise PlatformError(f"platform daemon: {argv[-1]} needs a value", f"usage: {USAGE}")
+    single: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {"--bind": [], "--fault": []}
+    for flag, value in zip(argv[::2], argv[1::2], strict=True):
+        if flag in repeated:
+            repeated[flag].append(value)
+        elif flag in ("--config", "--log", "--events"):
+            single[flag] = value
+        else:
+            raise PlatformError(f"platform daemon: unknown option {flag}", f"usage: {USAGE}")
+    missing = [f for f in ("--config", "--log", "--events") if f not in single]
+    if missing:
+        raise PlatformError(f"platform daemon: {', '.join(missing)} missing", f"usage: {USAGE}")
+    return Launch(Path(single["--config"]), Path(single["--log"]), Path(single["--events"]), repeated["--bind"],
+                  repeated["--fault"])
 
 
 def main(argv: Sequence[str], stop: threading.Event | None = None) -> int:
@@ -56,14 +67,14 @@ def main(argv: Sequence[str], stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     events_path: Path | None = None
     try:
-        args = _parser().parse_args(list(argv))
+        args = parse_launch(argv)
         events_path = args.events
         _truncate(events_path)  # never leave a previous run's "started" or "ready" for the parent to find
         platform = FakeAzure(
             PlatformConfig.read_json(args.config),
-            faults=FaultSet.parse(args.fault),
+            faults=FaultSet.parse(args.faults),
             log_path=args.log,
-            binds=dict(parse_bind(text) for text in args.bind),
+            binds=dict(parse_bind(text) for text in args.binds),
             events_path=args.events,
         )
         platform.start()

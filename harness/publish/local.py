@@ -8,7 +8,9 @@
     <gallery>/<definition>/<version>/regions/<region>/replica-<N>.vhd    hard links (or reflinks) of disk.vhd
 
 A version is staged in `<definition>/.staging-*` and renamed into place, so it is complete or absent;
-deletion renames it to `.deleted-*` first. Both leftovers of a crash are swept under the lock.
+deletion renames it to `.deleted-*` first. Both leftovers of a crash are swept under the lock. One publish to
+several definitions is all or nothing: every version is staged before any is renamed into place, and a failure
+removes the ones already renamed.
 The VHD enters the gallery as a reflink when the file system can, else as a sparse copy (only the
 data extents are copied). It is never hard-linked to the build's disk.vhd: the gallery must stay
 immutable when the build folder is pruned or re-converted, and a shared inode would tie them.
@@ -33,7 +35,7 @@ from typing import Any
 
 from harness.buildfolder import MANIFEST, VHD, read_json, write_json_atomic
 from harness.digest import allocated_bytes, sparse_copy
-from harness.errors import NotFoundError, PublishError
+from harness.errors import NotFoundError, PublishError, UsageError
 from harness.publish import versions
 from harness.publish.model import (
     ImageDefinition,
@@ -134,6 +136,91 @@ def _check_fits(existing: ImageDefinition, wanted: ImageDefinition) -> None:
         raise PublishError(f"image definition {wanted.name!r} does not fit this build: {'; '.join(problems)}", hint)
 
 
+@dataclass
+class _Planned:
+    """One definition's part of a publish: a no-op, or a version to stage (staging) and commit (final)."""
+
+    wanted: ImageDefinition
+    folder: Path
+    version: str
+    noop: PublishOutcome | None = None
+    staging: Path | None = None
+
+    @property
+    def final(self) -> Path:
+        return self.folder / self.version
+
+    def staging_path(self) -> Path:
+        assert self.staging is not None, "staged before committing"
+        return self.staging
+
+    def outcome(self) -> PublishOutcome:
+        return self.noop or PublishOutcome(self.wanted.name, self.version, True, str(self.final))
+
+
+def _undo_one(plan: _Planned) -> None:
+    """Remove a staging folder, or (once renamed into place) the committed version via a tombstone.
+
+    Only called under the definition's lock after deciding the version was new, so a final folder without its
+    staging folder is the one this publish renamed into place.
+    """
+    if plan.staging is None:
+        return
+    if plan.staging.exists():
+        shutil.rmtree(plan.staging)
+        return
+    if not plan.final.exists():
+        return
+    tombstone = plan.folder / f"{TOMBSTONE_PREFIX}{plan.version}-{_token()}"
+    os.rename(plan.final, tombstone)
+    _fsync_dir(plan.folder)
+    try:
+        shutil.rmtree(tombstone)
+    except OSError as exc:  # the version is already gone; the next locked call sweeps the rest
+        log.warning("could not remove %s (%s); it will be removed later", tombstone, exc)
+
+
+def _check_staged(staging: Path, request: PublishRequest, version: str) -> None:
+    """Read a staged version back: its record names this version and content, its VHD is the whole disk."""
+    record = ImageVersion.from_json(read_json(staging / VERSION_FILE))
+    vhd_bytes = (staging / VHD).stat().st_size
+    if (record.version, record.content_digest) != (version, request.content_digest) or \
+            vhd_bytes != request.vhd.stat().st_size:
+        raise PublishError(f"staged version {version} in {staging} does not match what was written",
+                           "the file system lost data; check it and publish again")
+
+
+# Kernel and device trees: writing a gallery there is never what anyone meant.
+_SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
+_GALLERY_HINT = "use a folder of your own for the gallery, e.g. --to local:./gallery"
+
+
+def _location_problem(path: Path) -> str | None:
+    """Why a gallery cannot live at path (a system tree, a file), or None."""
+    resolved = path.resolve()
+    for tree in _SYSTEM_TREES:
+        if resolved == tree or tree in resolved.parents:
+            return f"is under {tree}"
+    if resolved.exists() and not resolved.is_dir():
+        return "is a file, not a folder"
+    return None
+
+
+def _write_problem(path: Path) -> str | None:
+    """Why nothing can be written at path (itself, or its nearest existing parent), or None."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot be created: {existing} is a file"
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        return f"is on a read-only file system ({existing})"
+    # Mode bits count even for root: a folder with no write bit was made read-only on purpose.
+    if existing.stat().st_mode & 0o222 == 0 or not os.access(existing, os.W_OK | os.X_OK):
+        return "is read-only" if existing == path else f"cannot be created: {existing} is read-only"
+    return None
+
+
 @dataclass(frozen=True)
 class LocalGallery:
     """A gallery folder; every method is safe against concurrent publishers of the same gallery."""
@@ -142,7 +229,15 @@ class LocalGallery:
 
     @classmethod
     def at(cls, path: Path | str | None = None) -> LocalGallery:
-        return cls(Path(path or DEFAULT_GALLERY).absolute())
+        """The gallery at path (default ./gallery); refuses a file or a system tree (/proc, /sys, /dev)."""
+        gallery = cls(Path(path or DEFAULT_GALLERY).absolute())
+        gallery._refuse_location()
+        return gallery
+
+    def _refuse_location(self) -> None:
+        problem = _location_problem(self.path)
+        if problem:
+            raise UsageError(f"gallery path {self.path} {problem}", _GALLERY_HINT)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -206,21 +301,29 @@ class LocalGallery:
 
     # -- writing ---------------------------------------------------------------------------------
 
+    def check_writable(self) -> None:
+        """PublishError when nothing can be written at the gallery's path (a file, /proc, a read-only folder)."""
+        self._refuse_location()
+        problem = _write_problem(self.path)
+        if problem:
+            raise PublishError(f"gallery path {self.path} {problem}", _GALLERY_HINT)
+
     def ensure(self) -> None:
-        """Create the gallery folder and gallery.json if missing."""
+        """Create the gallery folder and gallery.json if missing; refuses a place nothing can be written to."""
+        self.check_writable()
         self.path.mkdir(parents=True, exist_ok=True)
         final = self.path / GALLERY_FILE
         if final.exists():
             return
         tmp = self.path / f"{STAGING_PREFIX}{GALLERY_FILE}-{_token()}"
-        tmp.write_text(json.dumps({"schema": 1, "name": self.path.name, "kind": "local", "created": now()},
-                                  indent=2) + "\n", encoding="utf-8")
         try:
+            tmp.write_text(json.dumps({"schema": 1, "name": self.path.name, "kind": "local", "created": now()},
+                                      indent=2) + "\n", encoding="utf-8")
             os.link(tmp, final)  # unlike rename, never replaces a gallery.json another publisher wrote first
         except FileExistsError:
             pass
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
 
     def ensure_definition(self, wanted: ImageDefinition) -> ImageDefinition:
         """Create the definition atomically, or check that the existing one fits the build."""
@@ -241,10 +344,32 @@ class LocalGallery:
         return existing
 
     def publish(self, request: PublishRequest, today: time.struct_time | None = None) -> list[PublishOutcome]:
-        """Publish one build to each requested definition; per definition a new version or a no-op."""
-        for wanted in request.definitions:  # refuse before copying anything
+        """Publish one build to every requested definition, all or nothing: each gets a new version or a no-op.
+
+        Every version is staged and checked first, then all are renamed into place; on any failure every staged
+        and every already committed version of this call is removed again.
+        """
+        for wanted in request.definitions:  # refuse before creating anything
             self._preflight(wanted, request)
-        return [self._publish_one(wanted, request, today) for wanted in request.definitions]
+        for wanted in request.definitions:
+            self.ensure_definition(wanted)
+        with self._locked_all([self.definition_dir(w.name) for w in request.definitions]):
+            plans = [self._decide(wanted, request, today) for wanted in request.definitions]
+            pending = [p for p in plans if p.noop is None]
+            try:
+                for plan in pending:
+                    self._stage_checked(plan, request)
+                for plan in pending:
+                    install(plan.staging_path(), plan.final)
+            except BaseException as exc:
+                self._undo(pending, exc)
+                raise
+            finally:
+                for folder in {p.folder for p in pending}:
+                    _fsync_dir(folder)
+        for plan in pending:
+            log.info("published %s version %s to %s", plan.wanted.name, plan.version, self.path)
+        return [plan.outcome() for plan in plans]
 
     def _preflight(self, wanted: ImageDefinition, request: PublishRequest) -> None:
         if (self.definition_dir(wanted.name) / DEFINITION_FILE).exists():
@@ -262,34 +387,50 @@ class LocalGallery:
                                f"({taken.content_digest})", "versions are immutable: pick another --version "
                                "or use --version auto")
 
-    def _publish_one(self, wanted: ImageDefinition, request: PublishRequest,
-                     today: time.struct_time | None) -> PublishOutcome:
-        self.ensure_definition(wanted)
+    @contextlib.contextmanager
+    def _locked_all(self, folders: list[Path]) -> Iterator[None]:
+        """Lock every definition (in name order, so two publishers never deadlock) and sweep its leftovers."""
+        with contextlib.ExitStack() as stack:
+            for folder in sorted(set(folders)):
+                stack.enter_context(locked(folder))
+                self._sweep(folder)
+            yield
+
+    def _decide(self, wanted: ImageDefinition, request: PublishRequest,
+                today: time.struct_time | None) -> _Planned:
+        """Under the lock: the same content already there (a no-op), a taken version (refused), or a new one."""
         folder = self.definition_dir(wanted.name)
-        with locked(folder):
-            self._sweep(folder)
-            items = self.versions(wanted.name)
-            same = next((v for v in items if v.content_digest == request.content_digest), None)
-            if same is not None:
-                note = f"content already published as version {same.version}"
-                if request.version not in ("auto", same.version):
-                    note += f"; version {request.version} was not created"
-                return PublishOutcome(wanted.name, same.version, False, str(folder / same.version), note)
-            self._refuse_taken(wanted.name, request.version, items)
-            version = (versions.auto([v.version for v in items], today) if request.version == "auto"
-                       else request.version)
-            final = folder / version
-            staging = folder / f"{STAGING_PREFIX}{version}-{_token()}"
-            staging.mkdir()
+        items = self.versions(wanted.name)
+        same = next((v for v in items if v.content_digest == request.content_digest), None)
+        if same is not None:
+            note = f"content already published as version {same.version}"
+            if request.version not in ("auto", same.version):
+                note += f"; version {request.version} was not created"
+            return _Planned(wanted, folder, same.version,
+                            noop=PublishOutcome(wanted.name, same.version, False, str(folder / same.version), note))
+        self._refuse_taken(wanted.name, request.version, items)
+        version = (versions.auto([v.version for v in items], today) if request.version == "auto"
+                   else request.version)
+        return _Planned(wanted, folder, version)
+
+    def _stage_checked(self, plan: _Planned, request: PublishRequest) -> None:
+        """Write the version into a fresh staging folder and read it back."""
+        plan.staging = plan.folder / f"{STAGING_PREFIX}{plan.version}-{_token()}"
+        plan.staging.mkdir()
+        self._stage(plan.staging, plan.wanted, request, plan.version)
+        _check_staged(plan.staging, request, plan.version)
+
+    def _undo(self, pending: list[_Planned], cause: BaseException) -> None:
+        """Remove every staging folder and every version this publish already renamed into place."""
+        failures = []
+        for plan in pending:
             try:
-                self._stage(staging, wanted, request, version)
-                install(staging, final)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-            _fsync_dir(folder)
-        log.info("published %s version %s to %s", wanted.name, version, self.path)
-        return PublishOutcome(wanted.name, version, True, str(final))
+                _undo_one(plan)
+            except OSError as exc:
+                failures.append(f"{plan.final}: {exc.strerror or exc}")
+        if failures:
+            raise PublishError(f"publishing failed ({cause}) and could not be undone: {'; '.join(failures)}",
+                               "delete those versions with 'harness gallery delete' before publishing again")
 
     def _stage(self, staging: Path, wanted: ImageDefinition, request: PublishRequest, version: str) -> None:
         """Fill a staging folder with everything a version holds; version.json last."""

@@ -36,9 +36,12 @@ VHD_FOOTER_BYTES = 512
 
 # Azure: definition names are letters, digits, dots and dashes (we also allow '_'); never a leading dot,
 # so hidden staging/tombstone folders in a local gallery can never collide with a definition.
-_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,78}[A-Za-z0-9])?$")
-_REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Every pattern is matched with fullmatch and spells its classes in ASCII: `$` lets a trailing newline through
+# and `\d` takes any Unicode digit (Arabic-Indic U+0661 is one), which a file name or Azure would then disagree on.
+_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,78}[A-Za-z0-9])?")
+_REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_REPLICAS_RE = re.compile(r"[1-9][0-9]{0,2}")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ class PublishOutcome:
 
 def check_name(name: str, what: str = "definition name") -> str:
     """Return name if Azure (and a file system) accepts it, else raise PublishError."""
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise PublishError(f"{what} {name!r} is invalid",
                            "use letters, digits, '.', '-' or '_' (at most 80, starting and ending alphanumeric)")
     return name
@@ -220,7 +223,7 @@ def parse_end_of_life(text: str | None) -> str | None:
     if text is None:
         return None
     try:
-        if not _DATE_RE.match(text):
+        if not _DATE_RE.fullmatch(text):
             raise ValueError(text)
         dt.date.fromisoformat(text)
     except ValueError as exc:
@@ -232,12 +235,9 @@ def parse_target_region(text: str) -> TargetRegion:
     """'westeurope=2' -> TargetRegion('westeurope', 2); a bare name means one replica."""
     name, sep, count = text.partition("=")
     replicas = 1
-    if sep:
-        try:
-            replicas = int(count)
-        except ValueError:
-            replicas = 0
-    if not _REGION_RE.match(name) or not 1 <= replicas <= MAX_REPLICAS:
+    if sep:  # int() alone would take U+0661, ' 2', '+2' and '1_0': only plain ASCII digits count
+        replicas = int(count) if _REPLICAS_RE.fullmatch(count) else 0
+    if not _REGION_RE.fullmatch(name) or not 1 <= replicas <= MAX_REPLICAS:
         raise PublishError(f"target region {text!r} is invalid",
                            f"use NAME=REPLICAS with a name of letters, digits, '-' or '_' and 1..{MAX_REPLICAS} "
                            "replicas, e.g. westeurope=2")
@@ -255,7 +255,7 @@ def parse_target_regions(texts: Sequence[str] | None) -> tuple[TargetRegion, ...
 
 
 def check_version(version: str) -> str:
-    """'auto' or a valid Major.Minor.Patch."""
+    """'auto' or a canonical Major.Minor.Patch (ASCII digits, no leading zeros, each part an int32)."""
     if version != "auto":
         versions.parse(version)
     return version

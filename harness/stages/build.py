@@ -28,8 +28,7 @@ def run(recipe: Recipe, options: BuildOptions) -> StageReport:
         stage=Stage.BUILD, content_digest=manifest.content_digest,
         verdict=Verdict.CACHE_HIT if result.cache_hit else Verdict.PASSED,
         duration_s=round(time.monotonic() - start, 1),
-        artifacts={"build": str(result.folder.path), "disk": str(result.folder.disk()),
-                   "manifest": str(result.folder.manifest_path)},
+        artifacts={"disk": result.folder.disk().name, "manifest": result.folder.manifest_path.name},
         details={"cache_hit": result.cache_hit, "agent": manifest.agent.value, "kernel": manifest.kernel_version},
         summary=f"{'reused ' if result.cache_hit else ''}{result.folder.build_id}")
     report.build = result.folder

@@ -29,7 +29,7 @@ def run(build: BuildFolder, options: CheckOptions = CheckOptions()) -> StageRepo
         report = StageReport(
             stage=Stage.CHECK, content_digest=manifest.content_digest, records=result.records,
             duration_s=round(time.monotonic() - start, 1),
-            artifacts={"check": str(build.stage_file("check"))},
+            artifacts={"check": build.stage_file("check").name},
             details={"declared_settings": result.declared_settings,
                      "deviations": [d.to_json() for d in result.deviations],
                      "selftest": result.selftest})

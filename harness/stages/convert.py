@@ -55,7 +55,7 @@ def run(build: BuildFolder, options: ConvertOptions = ConvertOptions()) -> Stage
         raise VhdError(f"{target} fails VHD rules: {names}", failed[0].hint)
     return StageReport(stage=Stage.CONVERT, content_digest=manifest.content_digest, records=records,
                        verdict=Verdict.PASSED if converted else Verdict.NO_OP,
-                       duration_s=round(time.monotonic() - start, 1), artifacts={"vhd": str(target)},
+                       duration_s=round(time.monotonic() - start, 1), artifacts={"vhd": target.name},
                        details={"converted": converted, "footer": footer},
                        summary=str(target) if converted else f"already {VHD}")
 

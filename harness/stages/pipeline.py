@@ -73,8 +73,9 @@ class RunReport:
         if self.error is not None:
             data["error"] = {"message": self.error.message, "hint": self.error.hint}
         for o in self.outcomes:
-            if o.report is not None and o.report.artifacts:
-                data[f"{o.stage.value}_artifacts"] = o.report.artifacts
+            if o.report is not None and o.report.artifacts and self.build is not None:
+                folder = self.build.path
+                data[f"{o.stage.value}_artifacts"] = {k: str(folder / v) for k, v in o.report.artifacts.items()}
         return data
 
 

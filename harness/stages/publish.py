@@ -59,6 +59,7 @@ def run(build: BuildFolder, options: PublishOptions) -> StageReport:
     start = time.monotonic()
     target = options.describe_target()
     try:
+        _check_target(options)
         request = _prepare(build, options)
         if isinstance(options.target, LocalTarget):
             from harness.publish.local import LocalGallery
@@ -76,6 +77,14 @@ def run(build: BuildFolder, options: PublishOptions) -> StageReport:
     write_stage(build, report, amend=keep_history)
     report.build = build
     return report
+
+
+def _check_target(options: PublishOptions) -> None:
+    """Pre-flight: a local gallery that can never be written is refused before the gate, convert or a copy."""
+    if isinstance(options.target, LocalTarget):
+        from harness.publish.local import LocalGallery
+
+        LocalGallery.at(options.target.path).check_writable()
 
 
 def _prepare(build: BuildFolder, options: PublishOptions) -> model.PublishRequest:
@@ -143,7 +152,7 @@ def _report(build: BuildFolder, target: str, request: model.PublishRequest, outc
     summary = "; ".join(f"{o['definition']} {o['version']}" + ("" if o["created"] else " (no-op)") for o in outcomes)
     return StageReport(Stage.PUBLISH, request.content_digest, _records(request, outcomes),
                        verdict=Verdict.PASSED if created else Verdict.NO_OP, details=details,
-                       artifacts={"vhd": str(request.vhd)}, summary=f"{summary} in {target}")
+                       artifacts={"vhd": request.vhd.name}, summary=f"{summary} in {target}")
 
 
 def keep_history(build: BuildFolder, report: StageReport) -> None:

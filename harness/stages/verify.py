@@ -176,7 +176,7 @@ def run(build: BuildFolder, options: VerifyOptions) -> StageReport:
         report.details = {"accel": choice.accel, "accel_reason": choice.reason, "boots": boots,
                           "parallel_boots": workers}
         report.duration_s = round(time.monotonic() - start, 1)
-        report.artifacts = {name: str(build.path / info["evidence"]) for name, info in boots.items()}
+        report.artifacts = {name: info["evidence"] for name, info in boots.items()}
         write_stage(build, report, amend=keep_other_boots)
     report.summary = report.counts_text() + "".join(
         f"; {name} Ready {info.get('timings_s', {}).get('ready_s')} s" for name, info in boots.items()

@@ -9,6 +9,7 @@ serial log, QEMU argv and platform logs go to the build's evidence folder
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 
 from harness.buildfolder import BuildFolder, builds_root
 from harness.errors import VerifyError
+from harness.housekeeping import take_lock
 from harness.platform import ovf
 from harness.platform.config import PlatformConfig, qemu_smbios_args
 from harness.platform.faults import FaultRule, FaultSet
@@ -103,6 +105,7 @@ class BootSession:
     _login_seen_at: float | None = None
     _silent_grace_s: float = 300.0
     _permanent: list[FaultRule] = field(default_factory=list)
+    _scratch_lock: int | None = None  # descriptor holding the scratch folder's .lock
 
     # -- setup -------------------------------------------------------------------------------
     def __enter__(self) -> BootSession:
@@ -116,6 +119,7 @@ class BootSession:
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{req.build.recipe_name}-{req.firmware}-{req.platform}-",
                                              dir=scratch_root))
         try:
+            self._scratch_lock = take_lock(self.scratch)  # held while booting: `builds prune` leaves it alone
             self._setup()
         except BaseException:
             self.failed = True
@@ -322,6 +326,9 @@ class BootSession:
                 log.warning("scratch folder kept: %s (overlay, OVMF vars, media, SSH key)", self.scratch)
             else:
                 shutil.rmtree(self.scratch, ignore_errors=True)
+            if self._scratch_lock is not None:
+                os.close(self._scratch_lock)  # a kept folder is stale from now: prune removes it after an hour
+                self._scratch_lock = None
 
     def ssh_command(self) -> str:
         """A command a person can paste to log in (for `harness boot`)."""

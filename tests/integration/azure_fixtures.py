@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import random
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
 
 from harness.buildfolder import BuildFolder
 from harness.digest import CHUNK, content_digest
+from harness.enums import Agent, Family, Generation, OsState
+from harness.manifest import VHD, DiskInfo, DiskStamp, GalleryIdentity, Manifest
 from harness.vhd import to_fixed_vhd
 from tests.fakes.arm import FakeArm, running_fake_arm
 from tests.fakes.azurite import ACCOUNT, ACCOUNT_KEY, Azurite, AzuriteError, connection_string, running_azurite
@@ -166,14 +166,14 @@ def make_build(root: Path, vhd_writes: Sequence[tuple[int, bytes]], *, recipe: s
     folder = root / recipe / build_id
     folder.mkdir(parents=True)
     vhd = make_vhd(folder / "disk.vhd", size_mib, vhd_writes)
-    manifest: dict[str, Any] = {
-        "recipe": recipe, "build_id": build_id, "content_digest": content_digest(vhd, size_mib * MIB),
-        "generations": list(generations), "os_state": os_state, "architecture": "x64",
-        "gallery": {"publisher": "harness-tests", "offer": recipe, "sku": "base"},
-        "disk": {"size_mib": size_mib, "size_bytes": size_mib * MIB},
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    return BuildFolder(folder)
+    build = BuildFolder(folder)
+    build.write_manifest(Manifest(
+        recipe=recipe, build_id=build_id, family=Family.APT, release="", agent=Agent.CLOUD_INIT,
+        os_state=OsState(os_state), generations=tuple(Generation(g) for g in generations),
+        gallery=GalleryIdentity(publisher="harness-tests", offer=recipe, sku="base"),
+        disk=DiskInfo(file=VHD, size_bytes=size_mib * MIB, stamp=DiskStamp.of(vhd)),
+        content_digest=content_digest(vhd, size_mib * MIB), architecture="x64"))
+    return build
 
 
 def write_sas_url(port: int, container: str, name: str) -> str:

@@ -1,11 +1,14 @@
 """Plant one defect into a COPY of a built disk, offline: debugfs -w on the root file system, mtools on the
 ESP, plain byte writes for the partition table and the first MiB. Never use these on a shared build.
 
-Every helper takes the build folder; writes go through harness.proc (no subprocess here).
+Every helper takes the build folder; writes go through harness.proc (no subprocess here). Each stage refuses a
+disk that changed after its build, so a test that runs check or verify (not only `audit`) on a planted copy calls
+`rehash(build)` after planting: the copy then reads as if the broken image had been built that way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import posixpath
@@ -17,6 +20,8 @@ from harness import proc
 from harness.buildfolder import BuildFolder
 from harness.checks.diskread import Disk, mtools_env, parse_debugfs_stat
 from harness.checks.image import ESP_GUID, LINUX_ROOT_GUIDS
+from harness.digest import content_digest
+from harness.manifest import DiskStamp
 
 CPIO_MAGIC = b"070701"
 CPIO_HEADER = 110
@@ -193,3 +198,18 @@ def initramfs_without(build: BuildFolder, initramfs: str, modules: tuple[str, ..
         return any(base == m + ".ko" or base.startswith(m + ".ko.") for m in modules)
 
     put_file(build, initramfs, filter_initramfs(data, drop))
+
+
+# ---------------------------------------------------------------------------------------------
+# After planting: record the planted disk's content as the build's, the way a rebuild would.
+
+def rehash(build: BuildFolder) -> None:
+    """Re-compute the content digest of the (planted) disk and record it, with the file's new stamp, in the copy's
+    manifest; otherwise check, verify, convert and publish refuse the changed disk (IntegrityError)."""
+    manifest = build.manifest()
+    disk = build.disk()
+    digest = content_digest(disk, manifest.disk.size_bytes)
+    stamp = DiskStamp.of(disk)
+    with build.locked():
+        build.write_manifest(manifest.replace(content_digest=digest,
+                                              disk=dataclasses.replace(manifest.disk, stamp=stamp)))

@@ -155,7 +155,7 @@ def test_gallery_versions_carry_the_fields_azure_needs(build: BuildFolder, stack
                 {"name": "northeurope", "regionalReplicaCount": 1, "storageAccountType": "Standard_ZRS"}],
             "replicaCount": 1, "storageAccountType": "Standard_ZRS", "excludeFromLatest": True,
             "endOfLifeDate": "2027-06-30T00:00:00Z"}
-        assert body["tags"]["harness-content-digest"] == build.manifest()["content_digest"]
+        assert body["tags"]["harness-content-digest"] == build.manifest().content_digest
         assert body["tags"]["harness-force-unverified"] == "true"
     # Every ARM call used an api-version the service accepts (the fake rejects others with 400).
     assert {r.api_version for r in stack.arm.requests if "/galleries/" in r.path} == {"2026-03-03"}

@@ -23,7 +23,9 @@ RECIPES = ["debian12_build", "ubuntu2404_build"]
 
 
 def root_offset(b: BuildFolder) -> int:
-    return next(p for p in b.manifest()["disk"]["layout"] if p["name"] == "root")["start_mib"] * 1024 * 1024
+    root = b.manifest().disk.partition("root")
+    assert root is not None
+    return root.start_bytes
 
 
 def debugfs(b: BuildFolder, request: str) -> str:
@@ -38,15 +40,15 @@ def built(request: pytest.FixtureRequest) -> BuildFolder:
 
 def test_manifest_records_the_build(built: BuildFolder) -> None:
     m = built.manifest()
-    assert m["build_id"] == built.path.name and m["recipe"] == built.path.parent.name
-    assert len(m["cache_key"]) == 64 and m["archives"]
-    assert m["disk"]["size_bytes"] == TEST_DISK_MIB * 1024 * 1024
-    assert [p["name"] for p in m["disk"]["partition_table"]] == ["bios", "esp", "root"]
-    names = {p["name"]: p["version"] for p in m["packages"]}
+    assert m.build_id == built.path.name and m.recipe == built.path.parent.name
+    assert len(m.cache_key) == 64 and m.archives
+    assert m.disk.size_bytes == TEST_DISK_MIB * 1024 * 1024
+    assert [p["name"] for p in m.disk.partition_table] == ["bios", "esp", "root"]
+    names = m.package_versions()
     assert "openssh-server" in names and all(names.values())
-    assert m["kernel_version"] and m["content_digest"] == content_digest(built.disk(), m["disk"]["size_bytes"])
-    assert {"bootstrap_rootfs", "assemble_disk", "digest"} <= set(m["timings_s"])
-    assert m["agent"] == "cloud-init" and m["os_state"] == "generalized"
+    assert m.kernel_version and m.content_digest == content_digest(built.disk(), m.disk.size_bytes)
+    assert {"bootstrap_rootfs", "assemble_disk", "digest"} <= set(m.timings_s)
+    assert m.agent == "cloud-init" and m.os_state == "generalized"
 
 
 def test_hybrid_gpt_with_three_partitions(built: BuildFolder) -> None:
@@ -72,7 +74,9 @@ def test_bios_boot_code_points_at_core_img(built: BuildFolder) -> None:
 
 
 def test_esp_holds_the_removable_media_loader(built: BuildFolder) -> None:
-    esp = next(p for p in built.manifest()["disk"]["layout"] if p["name"] == "esp")["start_mib"] * 1024 * 1024
+    partition = built.manifest().disk.partition("esp")
+    assert partition is not None
+    esp = partition.start_bytes
     out = proc.run(["mdir", "-b", "-i", f"{built.disk()}@@{esp}", "::/EFI/BOOT"]).stdout
     assert "BOOTX64.EFI" in out.upper()
 
@@ -80,19 +84,19 @@ def test_esp_holds_the_removable_media_loader(built: BuildFolder) -> None:
 def test_grub_config_kernel_and_initramfs(built: BuildFolder) -> None:
     m = built.manifest()
     cfg = debugfs(built, "cat /boot/grub/grub.cfg")
-    assert f"root=UUID={m['disk']['root_uuid']}" in cfg
-    for param in m["kernel_cmdline"]:
+    assert f"root=UUID={m.disk.root_uuid}" in cfg
+    for param in m.kernel_cmdline:
         assert param in cfg
     boot = debugfs(built, "ls /boot")
-    assert f"vmlinuz-{m['kernel_version']}" in boot and f"initrd.img-{m['kernel_version']}" in boot
+    assert f"vmlinuz-{m.kernel_version}" in boot and f"initrd.img-{m.kernel_version}" in boot
     modules = debugfs(built, "ls /boot/grub")
     assert "i386-pc" in modules and "x86_64-efi" in modules
     fstab = debugfs(built, "cat /etc/fstab")
-    assert f"UUID={m['disk']['root_uuid']} / ext4" in fstab and "swap" not in fstab
+    assert f"UUID={m.disk.root_uuid} / ext4" in fstab and "swap" not in fstab
 
 
 def test_hyperv_drivers_in_initramfs_or_built_in(built: BuildFolder, tmp_path: Path) -> None:
-    version = built.manifest()["kernel_version"]
+    version = built.manifest().kernel_version
     config = debugfs(built, f"cat /boot/config-{version}")
     initrd = tmp_path / "initrd"
     debugfs(built, f"dump /boot/initrd.img-{version} {initrd}")

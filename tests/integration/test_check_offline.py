@@ -38,18 +38,12 @@ def names(result: AuditResult, outcome: str) -> set[str]:
     return {r.check for r in result.records if r.result == outcome}
 
 
-def manifest(build: BuildFolder) -> dict[str, object]:
-    data: dict[str, object] = build.manifest()
-    return data
-
-
 def root_uuid(build: BuildFolder) -> str:
-    disk = build.manifest()["disk"]
-    return str(disk["root_uuid"])
+    return build.manifest().disk.root_uuid
 
 
 def kernel(build: BuildFolder) -> str:
-    return str(build.manifest()["kernel_version"])
+    return build.manifest().kernel_version
 
 
 def test_real_build_passes(debian12_build: BuildFolder) -> None:
@@ -58,7 +52,7 @@ def test_real_build_passes(debian12_build: BuildFolder) -> None:
     assert names(result, WARNING) == EXPECTED_WARNINGS
     assert result.duration_s < AUDIT_BUDGET_S
     assert all(s["holds"] for s in result.declared_settings)
-    assert len(result.declared_settings) == len(debian12_build.manifest()["settings"])
+    assert len(result.declared_settings) == len(debian12_build.manifest().settings)
     assert result.deviations and all(d.declared for d in result.deviations)
     assert result.selftest["TestResult"] == "Pass"
     assert {t["TestCaseName"] for t in result.selftest["Tests"]} >= {
@@ -72,7 +66,7 @@ def test_check_command_writes_stage_files(debian12_copy: BuildFolder, capsys: py
     stored = json.loads(debian12_copy.stage_file("check").read_text())
     assert stored["records"] == printed["records"]
     assert stored["stage"] == "check" and stored["passed"] is True
-    assert stored["content_digest"] == debian12_copy.manifest()["content_digest"]
+    assert stored["content_digest"] == debian12_copy.manifest().content_digest
     assert {"declared_settings", "deviations", "selftest"} <= stored.keys()
     assert (debian12_copy.path / "junit.xml").exists()
     results = json.loads((debian12_copy.path / "results.json").read_text())
@@ -81,6 +75,7 @@ def test_check_command_writes_stage_files(debian12_copy: BuildFolder, capsys: py
 
 def test_check_command_exit_code_on_failure(debian12_copy: BuildFolder, capsys: pytest.CaptureFixture[str]) -> None:
     plant.put_file(debian12_copy, "/etc/ssh/ssh_host_rsa_key", "-----BEGIN OPENSSH PRIVATE KEY-----\n", 0o600)
+    plant.rehash(debian12_copy)  # the check stage audits it as a build made with a host key
     assert cli.main(["check", str(debian12_copy.path)]) == 1
     out = capsys.readouterr().out
     assert "FAILED D2 no SSH host keys" in out

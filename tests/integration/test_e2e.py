@@ -61,22 +61,24 @@ def test_second_run_is_a_cache_hit_and_publishes_nothing_new(e2e_first_run: RunR
 
 def test_failing_gate_stops_before_publish(debian12_build: BuildFolder, tmp_path: Path) -> None:
     """A defect planted in a copy of the recipe's customization fails the audit; nothing is published."""
-    from harness.runner import run_pipeline
-
-    from harness.cli import make_parser
+    from harness import recipe
     from harness.errors import GateError
+    from harness.stages import pipeline
     from tests.conftest import copy_build
-    from tests.integration.plant import remove
+    from tests.integration.pipeline_fixtures import run_options
+    from tests.integration.plant import rehash, remove
 
     broken = copy_build(debian12_build, tmp_path / "builds")
     remove(broken, "/etc/cloud/cloud.cfg.d/91-azure_datasource.cfg")
+    rehash(broken)  # as if the broken image had been built: the gate, not the integrity check, must stop it
     gallery = tmp_path / "gallery"
-    args = make_parser().parse_args(["run", "debian-12", "--stages", "check,verify,convert,publish",
-                                     "--build", str(broken.path), "--to", f"local:{gallery}"])
-    summary = run_pipeline(args)
+    # harness run debian-12 --stages check,verify,convert,publish --build BROKEN --to local:GALLERY
+    options = run_options(gallery, "check,verify,convert,publish", existing_build=str(broken.path))
+    summary = pipeline.run(recipe.load("debian-12"), options)
     assert [(o.stage, o.verdict) for o in summary.outcomes] == [
         ("check", "failed"), ("verify", "not run"), ("convert", "not run"), ("publish", "not run")]
-    assert isinstance(summary.facts["error"], GateError)
+    assert isinstance(summary.error, GateError)
+    assert summary.build is not None and summary.build.path == broken.path
     assert "A11" in summary.outcomes[0].detail or "datasource" in summary.outcomes[0].detail
     assert not gallery.exists() or not list(gallery.glob("*/*/version.json"))
     assert (broken.path / "disk.raw").exists()  # never converted either

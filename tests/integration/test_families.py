@@ -261,7 +261,7 @@ def test_shell_settings_make_the_same_files_as_settings_py(tmp_path: Path) -> No
 def test_nightly_apt_recipe_builds_and_passes_the_offline_audit(name: str, release: str) -> None:
     folder = _build(name)
     manifest = folder.manifest()
-    assert (manifest["recipe"], manifest["release"], manifest["source"]) == (name, release, "mmdebstrap")
-    names = {p["name"] for p in manifest["packages"]}
-    assert {"cloud-init", "openssh-server"} <= names and manifest["kernel_version"]
+    assert (manifest.recipe, manifest.release, manifest.source) == (name, release, "mmdebstrap")
+    names = {p.name for p in manifest.packages}
+    assert {"cloud-init", "openssh-server"} <= names and manifest.kernel_version
     assert [f"{r.check}: {r.message}" for r in audit(folder).failed] == []

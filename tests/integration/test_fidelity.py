@@ -15,6 +15,7 @@ from harness import recipe as recipe_mod
 from harness.builder.context import BuildOptions
 from harness.builder.pipeline import build
 from harness.buildfolder import BuildFolder
+from harness.enums import Firmware, Platform
 from harness.results import FAILED, PASSED, SKIPPED, WARNING, StageReport
 from harness.stages.verify import VerifyOptions
 from harness.stages.verify import run as verify
@@ -34,8 +35,8 @@ def waagent_build() -> BuildFolder:
 def waagent_reports(waagent_build: BuildFolder) -> dict[str, StageReport]:
     """SeaBIOS with transient faults injected, OVMF with ProvisionGuestAgent=false: two boots side by side."""
     runs = {
-        "bios": VerifyOptions(firmwares=("bios",), faults=TRANSIENT),
-        "uefi": VerifyOptions(firmwares=("uefi",), provision_guest_agent=False),
+        "bios": VerifyOptions(firmwares=(Firmware.BIOS,), faults=TRANSIENT),
+        "uefi": VerifyOptions(firmwares=(Firmware.UEFI,), provision_guest_agent=False),
     }
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {fw: pool.submit(verify, waagent_build, options) for fw, options in runs.items()}
@@ -48,12 +49,18 @@ def failures(report: StageReport, firmware: str | None = None) -> list[str]:
             if r.result == FAILED and firmware in (None, r.firmware)]
 
 
+def evidence_of(report: StageReport, boot: str) -> Path:
+    """A boot's evidence folder (verify.json names it relative to the build folder)."""
+    assert report.build is not None
+    return report.build.path / report.details["boots"][boot]["evidence"]
+
+
 def test_waagent_build_has_no_cloud_init(waagent_build: BuildFolder) -> None:
     manifest = waagent_build.manifest()
-    assert manifest["agent"] == "waagent"
-    names = {p["name"] for p in manifest["packages"]}
+    assert manifest.agent == "waagent"
+    names = {p.name for p in manifest.packages}
     assert "cloud-init" not in names and "waagent" in names
-    assert any(s["key"] == "Provisioning.Agent" and s["value"] == "waagent" for s in manifest["settings"])
+    assert any(s.key == "Provisioning.Agent" and s.value == "waagent" for s in manifest.settings)
 
 
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
@@ -74,7 +81,7 @@ def test_waagent_provisions_under_both_firmwares(waagent_reports: dict[str, Stag
 
 def test_waagent_protocol_sequence_through_wireserver_and_hostgaplugin(
         waagent_reports: dict[str, StageReport]) -> None:
-    evidence = Path(waagent_reports["bios"].extra["boots"]["bios-azure"]["evidence"])
+    evidence = evidence_of(waagent_reports["bios"], "bios-azure")
     requests = [json.loads(line) for line in (evidence / "platform-requests.jsonl").read_text().splitlines()]
     answered = [(r["server"], r.get("endpoint")) for r in requests if not r.get("fault")]
     order = [answered.index(step) for step in (("wireserver", "versions"), ("wireserver", "goalstate"),
@@ -94,16 +101,16 @@ def test_waagent_protocol_sequence_through_wireserver_and_hostgaplugin(
 
 
 def test_transient_faults_are_survived_and_counted(waagent_reports: dict[str, StageReport]) -> None:
-    boot = waagent_reports["bios"].extra["boots"]["bios-azure"]
+    boot = waagent_reports["bios"].details["boots"]["bios-azure"]
     assert boot["passed"]
     assert boot["faults_hit"].get("wireserver:goalstate") == 2
     assert boot["faults_hit"].get("hostgaplugin:status") == 1
 
 
 def test_provision_guest_agent_false_still_reports_ready(waagent_reports: dict[str, StageReport]) -> None:
-    boot = waagent_reports["uefi"].extra["boots"]["uefi-azure"]
+    boot = waagent_reports["uefi"].details["boots"]["uefi-azure"]
     assert boot["passed"] and boot["timings_s"]["ready_s"]
-    evidence = Path(boot["evidence"])
+    evidence = evidence_of(waagent_reports["uefi"], "uefi-azure")
     events = [json.loads(line) for line in (evidence / "platform-events.jsonl").read_text().splitlines()]
     assert not [e for e in events if e["kind"] == "status"]  # no extension handler, no status uploads
 
@@ -115,7 +122,7 @@ def generic_build() -> BuildFolder:
 
 @pytest.mark.nightly  # debian-12-generic is a recipe beyond the two default ones (DESIGN test budget)
 def test_generic_variant_provisions_from_a_nocloud_seed(generic_build: BuildFolder) -> None:
-    report = verify(generic_build, VerifyOptions(firmwares=("bios",), platforms=("nocloud",)))
+    report = verify(generic_build, VerifyOptions(firmwares=(Firmware.BIOS,), platforms=(Platform.NOCLOUD,)))
     assert failures(report) == []
     by_name = {r.check: r for r in report.records}
     assert by_name["C2 intended datasource used"].actual.startswith("DataSourceNoCloud")
@@ -124,7 +131,8 @@ def test_generic_variant_provisions_from_a_nocloud_seed(generic_build: BuildFold
 
 
 def test_azure_locked_image_explains_instead_of_hanging(debian12_copy: BuildFolder) -> None:
-    report = verify(debian12_copy, VerifyOptions(firmwares=("bios", "uefi"), platforms=("nocloud",)))
+    options = VerifyOptions(firmwares=(Firmware.BIOS, Firmware.UEFI), platforms=(Platform.NOCLOUD,))
+    report = verify(debian12_copy, options)
     assert [r.result for r in report.records] == [SKIPPED, SKIPPED]
     assert "only lists the Azure datasource" in report.records[0].message
-    assert "boots" in report.extra and report.extra["boots"] == {}
+    assert "boots" in report.details and report.details["boots"] == {}

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import struct
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,9 +19,11 @@ from typing import Any
 import pytest
 
 from harness import cli
-from harness.buildfolder import BuildFolder, read_json, write_json_atomic
+from harness.buildfolder import BuildFolder, read_json
 from harness.digest import allocated_bytes, content_digest
-from harness.errors import PublishError
+from harness.enums import Agent, Family, Generation, OsState, Stage
+from harness.errors import EXIT_USAGE, PublishError
+from harness.manifest import VHD, DiskInfo, DiskStamp, GalleryIdentity, Manifest
 from harness.publish import local, model
 from harness.publish.local import LocalGallery
 from harness.report import write_stage
@@ -58,16 +61,18 @@ def make_build(root: Path, name: str = "b1", *, seed: int = 1, os_state: str = "
         handle.seek(size)
         handle.write(vhd_footer(size))
     digest = content_digest(disk, size)
-    write_json_atomic(folder / "manifest.json", {
-        "recipe": "debian-12", "build_id": name, "content_digest": digest, "os_state": os_state,
-        "generations": list(generations), "gallery": {"publisher": "harness", "offer": "debian", "sku": "12"},
-        "disk": {"file": "disk.raw", "size_mib": DISK_MIB, "size_bytes": size}, "kernel_version": "6.1.0-test"})
     build = BuildFolder(folder)
+    build.write_manifest(Manifest(
+        recipe="debian-12", build_id=name, family=Family.APT, release="12", agent=Agent.CLOUD_INIT,
+        os_state=OsState(os_state), generations=tuple(Generation(g) for g in generations),
+        gallery=GalleryIdentity(publisher="harness", offer="debian", sku="12"),
+        disk=DiskInfo(file=VHD, size_bytes=size, stamp=DiskStamp.of(disk)), content_digest=digest,
+        kernel_version="6.1.0-test"))
     if check:
-        write_stage(build, StageReport("check", digest, [Record("check", "azure-readiness", PASSED)]))
+        write_stage(build, StageReport(Stage.CHECK, digest, [Record("check", "azure-readiness", PASSED)]))
     if verify:
-        write_stage(build, StageReport("verify", digest, [Record("verify", "provisioning", PASSED, firmware=fw,
-                                                                 platform="azure") for fw in verify]))
+        write_stage(build, StageReport(Stage.VERIFY, digest, [Record("verify", "provisioning", PASSED, firmware=fw,
+                                                                     platform="azure") for fw in verify]))
     return build
 
 
@@ -99,7 +104,7 @@ def test_hybrid_build_publishes_to_v1_and_v2(tmp_path: Path, gallery: LocalGalle
         ("debian-12-gen1", V0, True), ("debian-12-gen2", V0, True)]
     assert [(d.name, d.hyper_v_generation, d.os_state) for d in gallery.definitions()] == [
         ("debian-12-gen1", "V1", "Generalized"), ("debian-12-gen2", "V2", "Generalized")]
-    digest = build.manifest()["content_digest"]
+    digest = build.manifest().content_digest
     for definition in ("debian-12-gen1", "debian-12-gen2"):
         folder = gallery.version_dir(definition, V0)
         assert sorted(p.name for p in folder.iterdir()) == [
@@ -107,11 +112,11 @@ def test_hybrid_build_publishes_to_v1_and_v2(tmp_path: Path, gallery: LocalGalle
             "version.json"]
         record = read_json(folder / "version.json")
         assert record["content_digest"] == digest
-        assert record["source_build"] == str(build.path) and record["build_id"] == "b1"
+        assert record["source_build"] == "debian-12/b1" and record["build_id"] == "b1"
         assert record["force_unverified"] is False and record["unverified_reasons"] == []
         assert record["target_regions"] == [{"name": "local", "replicas": 1, "storage_account_type": "Standard_LRS"}]
         assert (folder / "content-digest.txt").read_text() == digest + "\n"
-        assert read_json(folder / "manifest.json") == build.manifest()
+        assert read_json(folder / "manifest.json") == read_json(build.manifest_path)
         vhd = folder / "disk.vhd"
         assert vhd.stat().st_size == DISK_MIB * MIB + 512
         assert content_digest(vhd, DISK_MIB * MIB) == digest  # same bytes as the build's disk
@@ -159,17 +164,14 @@ def test_failure_midway_leaves_no_partial_version(tmp_path: Path, gallery: Local
     args = {"target_regions": ["eu=3"]} if step == "replicate" else {}
     with pytest.raises(OSError, match="No space left"):
         gallery.publish(request(build, **args), today=TODAY)
-    # V1 failed on its 2nd replica (nothing published) / V1 installed, V2's install failed
-    expected = [V0] if step == "install" else []
-    assert [v.version for v in gallery.versions("debian-12-gen1")] == expected
-    assert gallery.versions("debian-12-gen2") == []
-    assert gallery_entries(gallery, "debian-12-gen1") == [*expected, "definition.json"]
-    if step == "install":  # V1 went through, so V2's definition was created before its install failed
-        assert gallery_entries(gallery, "debian-12-gen2") == ["definition.json"]
-    assert not [p for p in gallery.path.rglob(".staging-*")]
+    # Both definitions or neither (issue: gen1 published while gen2 failed): nothing is left of this publish.
+    assert gallery.versions("debian-12-gen1") == [] and gallery.versions("debian-12-gen2") == []
+    for name in ("debian-12-gen1", "debian-12-gen2"):
+        assert set(gallery_entries(gallery, name)) <= {"definition.json"}
+    assert not [p for p in gallery.path.rglob(".staging-*")] and not [p for p in gallery.path.rglob(".deleted-*")]
     monkeypatch.undo()
     outcomes = gallery.publish(request(build), today=TODAY)  # no version number was burned
-    assert [(o.version, o.created) for o in outcomes] == [(V0, step == "replicate"), (V0, True)]
+    assert [(o.version, o.created) for o in outcomes] == [(V0, True), (V0, True)]
 
 
 def test_explicit_version_with_other_content_is_refused(tmp_path: Path, gallery: LocalGallery) -> None:
@@ -260,7 +262,7 @@ def test_concurrent_publishers_do_not_clobber(tmp_path: Path, gallery: LocalGall
     assert errors == []
     found = gallery.versions("debian-12-gen2")
     assert [v.version for v in found] == [f"2026.1126.{n}" for n in range(4)]
-    assert sorted(v.content_digest for v in found) == sorted(b.manifest()["content_digest"] for b in builds)
+    assert sorted(v.content_digest for v in found) == sorted(b.manifest().content_digest for b in builds)
 
 
 def test_unconverted_or_broken_vhd_is_refused(tmp_path: Path) -> None:
@@ -293,7 +295,7 @@ def test_publish_cli_json_and_publish_json(tmp_path: Path, capsys: pytest.Captur
     version = data["published"][0]["version"]
     assert (target / "debian-12-gen2" / version / "regions" / "westeurope" / "replica-2.vhd").exists()
     stage = read_json(build.path / "publish.json")
-    assert stage["passed"] is True and stage["content_digest"] == build.manifest()["content_digest"]
+    assert stage["passed"] is True and stage["content_digest"] == build.manifest().content_digest
     assert [(r["check"], r["result"], r["firmware"]) for r in stage["records"]] == [
         ("publish to debian-12-gen1", PASSED, "bios"), ("publish to debian-12-gen2", PASSED, "uefi")]
     assert stage["definitions"] == ["debian-12-gen1", "debian-12-gen2"]
@@ -325,7 +327,9 @@ def test_unverified_build_refused_then_forced(tmp_path: Path, capsys: pytest.Cap
         record = read_json(tmp_path / "g" / definition / data["published"][0]["version"] / "version.json")
         assert record["force_unverified"] is True
         assert record["unverified_reasons"] == [f"verify has not passed on {firmware} for this content"]
-    assert {r["result"] for r in read_json(build.path / "publish.json")["records"]} == {WARNING}
+    stage = read_json(build.path / "publish.json")
+    assert {r["result"] for r in stage["records"]} == {WARNING}
+    assert [h["result"] for h in stage["history"]] == ["failed", "passed"]  # the refused attempt is kept
 
 
 def test_forced_hybrid_marks_only_the_unverified_generation(tmp_path: Path, gallery: LocalGallery) -> None:
@@ -350,12 +354,11 @@ def test_bios_only_verify_refuses_v2(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_publish_to_azure_without_module_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.commands import publish as publish_cmd
-
-    monkeypatch.setattr(publish_cmd, "_azure", lambda: (None, "module harness.publish.azure is missing"))
+    # the Azure target module (and its SDK) not installed: importing it raises ModuleNotFoundError
+    monkeypatch.setitem(sys.modules, "harness.publish.azure", None)
     build = make_build(tmp_path)
     code, _, err = run_cli(capsys, "publish", str(build.path), "--to", "azure")
-    assert code == 1
+    assert code == 3  # the environment, not the image: EXIT_ENVIRONMENT
     assert err.splitlines()[0] == "error: --to azure is not available: module harness.publish.azure is missing"
     assert not (build.path / "publish.json").exists()
 
@@ -388,10 +391,10 @@ def test_gallery_list_show_delete(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert files["disk.vhd"]["inode"] == files["regions/local/replica-1.vhd"]["inode"]
     assert files["disk.vhd"]["links"] == 2
     code, _, err = run_cli(capsys, "gallery", "show", "debian-12-gen2/7.7.7", "--gallery", str(g))
-    assert code == 1 and "no version 7.7.7" in err and "1.0.0, 1.0.1, 1.0.2" in err
+    assert code == EXIT_USAGE and "no version 7.7.7" in err and "1.0.0, 1.0.1, 1.0.2" in err
 
     code, _, err = run_cli(capsys, "gallery", "delete", "debian-12-gen2/1.0.1", "--gallery", str(g))
-    assert code == 1 and "is the latest" in err and "--yes" in err
+    assert code == EXIT_USAGE and "is the latest" in err and "--yes" in err
     assert (g / "debian-12-gen2" / "1.0.1" / "version.json").exists()
     code, out, _ = run_cli(capsys, "gallery", "delete", "debian-12-gen2/1.0.2", "--gallery", str(g), "--json")
     assert code == 0 and json.loads(out) == {"deleted": {"definition": "debian-12-gen2", "version": "1.0.2"},
@@ -400,4 +403,4 @@ def test_gallery_list_show_delete(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 0 and out.strip() == "deleted debian-12-gen2/1.0.1; latest is now 1.0.0"
     assert gallery_entries(gallery, "debian-12-gen2") == ["1.0.0", "definition.json"]  # no tombstones left
     code, _, err = run_cli(capsys, "gallery", "delete", "debian-12-gen2", "--gallery", str(g))
-    assert code == 1 and "names no version" in err
+    assert code == EXIT_USAGE and "names no version" in err

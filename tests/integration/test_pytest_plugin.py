@@ -19,7 +19,7 @@ def test_my_user_is_not_root(ssh):
 def test_agent_said_ready(azure_platform, harness_build):
     assert azure_platform.ready is not None
     assert azure_platform.ready["state"] == "Ready"
-    assert harness_build.manifest()["recipe"] == "debian-12"
+    assert harness_build.manifest().recipe == "debian-12"
 
 def test_a_user_check_that_fails(ssh):
     assert ssh.run("test -e /etc/no-such-file").exit_code == 0

@@ -24,6 +24,7 @@ from harness.builder.customize import DONE_MARKER
 from harness.builder.pipeline import build, make_context
 from harness.buildfolder import BuildFolder, builds_root
 from harness.checks.audit import audit
+from harness.enums import Firmware, KeepPolicy
 from harness.errors import BuildError, CommandError
 from harness.recipe import DISTROS_DIR
 from harness.results import FAILED, PASSED
@@ -187,8 +188,9 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildFol
 
 
 def debugfs(folder: BuildFolder, request: str) -> str:
-    root = next(p for p in folder.manifest()["disk"]["layout"] if p["name"] == "root")
-    return proc.run(["debugfs", "-c", "-R", request, f"{folder.disk()}?offset={root['start_bytes']}"]).stdout
+    root = folder.manifest().disk.partition("root")
+    assert root is not None
+    return proc.run(["debugfs", "-c", "-R", request, f"{folder.disk()}?offset={root.start_bytes}"]).stdout
 
 
 @pytest.mark.qemu
@@ -198,19 +200,19 @@ def test_vendor_image_is_customized_sealed_and_described(standin: tuple[BuildFol
                                                          debian12_build: BuildFolder) -> None:
     folder, image, server = standin
     manifest = folder.manifest()
-    assert manifest["source"] == "base_image" and manifest["family"] == "apt"
-    assert manifest["archives"] == {"base_image": f"sha256:{hashlib.sha256(image.read_bytes()).hexdigest()}"}
+    assert manifest.source == "base_image" and manifest.family == "apt"
+    assert manifest.archives == {"base_image": f"sha256:{hashlib.sha256(image.read_bytes()).hexdigest()}"}
     assert [g.status for g in server.gets(f"/{image.name}")] == [200]  # downloaded once, whole
     serial = (folder.path / "customize/serial.log").read_text(errors="replace")
     assert f"{DONE_MARKER} status=0 seal=0" in serial
-    versions = {p["name"]: p["version"] for p in manifest["packages"]}
+    versions = manifest.package_versions()
     assert versions["cloud-init"] and versions["waagent"] and versions[EXTRA_PACKAGE] and len(versions) > 150
     # ... installed through the package proxy, the boot's only way out; IMDS and WireServer were never asked for
     egress = (folder.path / "customize/egress.log").read_text().splitlines()
     assert egress and all(line.startswith("allowed ") for line in egress)
-    assert manifest["kernel_version"] == debian12_build.manifest()["kernel_version"]
-    assert [p["name"] for p in manifest["disk"]["layout"]] == ["bios", "esp", "root"]
-    assert manifest["disk"]["size_bytes"] == TEST_DISK_MIB * MIB
+    assert manifest.kernel_version == debian12_build.manifest().kernel_version
+    assert [p.name for p in manifest.disk.layout] == ["bios", "esp", "root"]
+    assert manifest.disk.size_bytes == TEST_DISK_MIB * MIB
     # the customization applied the recipe's datasource lock (the stand-in image allowed NoCloud too) ...
     assert debugfs(folder, "cat /etc/cloud/cloud.cfg.d/91-azure_datasource.cfg").startswith(
         "datasource_list: [ Azure ]\n")
@@ -236,7 +238,7 @@ def test_sealed_vendor_build_passes_the_offline_audit(standin: tuple[BuildFolder
 @pytest.mark.network
 @pytest.mark.nightly  # builds debian-12-generic (a recipe beyond the default two) and boots twice
 def test_vendor_build_verifies_on_the_fake_azure_platform(standin: tuple[BuildFolder, Path, RangeServer]) -> None:
-    report = verify(standin[0], VerifyOptions(firmwares=("bios",), keep="never"))
+    report = verify(standin[0], VerifyOptions(firmwares=(Firmware.BIOS,), keep=KeepPolicy.NEVER))
     failed = [f"{r.check}: {r.actual} / {r.message}" for r in report.records if r.result == FAILED]
     assert failed == []
     passed = {r.check for r in report.records if r.result == PASSED}

@@ -19,18 +19,19 @@ import pytest
 
 from harness.buildfolder import BuildFolder
 from harness.digest import content_digest
+from harness.enums import Firmware, KeepPolicy
 from harness.errors import HarnessError
 from harness.results import FAILED, PASSED, Record, StageReport
 from harness.stages.verify import VerifyOptions
 from harness.stages.verify import run as verify
-from tests.integration.plant import remove
+from tests.integration.plant import rehash, remove
 
 pytestmark = [pytest.mark.qemu, pytest.mark.network]
 
 
 @pytest.fixture(scope="session")
 def ubuntu2404_verified(ubuntu2404_build: BuildFolder) -> StageReport:
-    return verify(ubuntu2404_build, VerifyOptions(firmwares=("bios", "uefi")))
+    return verify(ubuntu2404_build, VerifyOptions(firmwares=(Firmware.BIOS, Firmware.UEFI)))
 
 
 def failures(report: StageReport) -> list[str]:
@@ -57,11 +58,13 @@ def test_every_check_passes_under_both_firmwares(fixture: str, request: pytest.F
 @pytest.mark.parametrize("fixture", ["debian12_verified", "ubuntu2404_verified"])
 def test_evidence_timings_and_untouched_disk(fixture: str, request: pytest.FixtureRequest) -> None:
     report: StageReport = request.getfixturevalue(fixture)
-    folder = BuildFolder(Path(next(iter(report.extra["boots"].values()))["evidence"]).parents[1])
+    folder = report.build
+    assert folder is not None
     manifest = folder.manifest()
-    assert content_digest(folder.disk(), manifest["disk"]["size_bytes"]) == manifest["content_digest"]
-    for name, boot in report.extra["boots"].items():
-        evidence = Path(boot["evidence"])
+    assert content_digest(folder.disk(), manifest.disk.size_bytes) == manifest.content_digest
+    for name, boot in report.details["boots"].items():
+        evidence = folder.path / boot["evidence"]
+        assert evidence.parent == folder.path / "verify", boot["evidence"]
         argv = (evidence / "qemu-argv.txt").read_text()
         assert "-kernel" not in argv and "overlay.qcow2" in argv and str(folder.disk()) not in argv
         serial = (evidence / "serial.log").read_text(errors="replace")
@@ -70,6 +73,8 @@ def test_evidence_timings_and_untouched_disk(fixture: str, request: pytest.Fixtu
         assert "systemd[1]" in serial or "Welcome to" in serial
         timings = boot["timings_s"]
         assert 0 < timings["first_serial_s"] <= timings["kernel_s"] < timings["ready_s"] < timings["ssh_ready_s"], name
+        assert timings["ssh_ready_s"] <= timings["checks_done_s"], name
+        assert (evidence / "checks-batch.txt").exists(), name  # every in-guest check ran in one batch
         requests = [json.loads(line) for line in (evidence / "platform-requests.jsonl").read_text().splitlines()]
         ready = [r for r in requests if "<State>Ready</State>" in r.get("body", "")]
         assert ready and ready[0]["client"].startswith("10.0.0.4")
@@ -77,20 +82,20 @@ def test_evidence_timings_and_untouched_disk(fixture: str, request: pytest.Fixtu
             analyze = (evidence / "systemd-analyze.txt").read_text()
             assert re.search(r"^cloud-init-local\.service [@+]", analyze, re.M), analyze[-1500:]
     stage_file = json.loads(folder.stage_file("verify").read_text())
-    assert stage_file["passed"] and stage_file["content_digest"] == manifest["content_digest"]
+    assert stage_file["passed"] and stage_file["content_digest"] == manifest.content_digest
     assert (folder.path / "results.json").exists() and (folder.path / "junit.xml").exists()
 
 
 NEGATIVE_CASES = {
     # cloud-init removed from a copy of the disk: the guest boots but no agent ever talks to the platform
-    "broken-cloud-init": (VerifyOptions(firmwares=("bios",), timeout_s=600, keep="never"), True),
+    "broken-cloud-init": (VerifyOptions(firmwares=(Firmware.BIOS,), timeout_s=600, keep=KeepPolicy.NEVER), True),
     # the WireServer answers 500 to every health report, forever
-    "wireserver-500": (VerifyOptions(firmwares=("bios",), faults=("wireserver:health=500",), timeout_s=600,
-                                     keep="never"), False),
+    "wireserver-500": (VerifyOptions(firmwares=(Firmware.BIOS,), faults=("wireserver:health=500",), timeout_s=600,
+                                     keep=KeepPolicy.NEVER), False),
     # IMDS insists on a header no agent sends: the agent provisions blind from the OVF (cloud-init 22.4
     # still reports Ready), and verify fails naming IMDS and the header
-    "imds-header": (VerifyOptions(firmwares=("bios",), faults=("imds:*=require-header:X-Harness",), timeout_s=600,
-                                  keep="never"), False),
+    "imds-header": (VerifyOptions(firmwares=(Firmware.BIOS,), faults=("imds:*=require-header:X-Harness",),
+                                  timeout_s=600, keep=KeepPolicy.NEVER), False),
 }
 
 
@@ -107,6 +112,7 @@ def negative_reports(debian12_build: BuildFolder, tmp_path_factory: pytest.TempP
         folder = copy_build(debian12_build, tmp_path_factory.mktemp(name))
         if break_cloud_init:
             remove(folder, "/usr/bin/cloud-init")
+            rehash(folder)  # a build without cloud-init, as verify should see it
         start = time.monotonic()
         report = verify(folder, options)
         return report, time.monotonic() - start
@@ -133,7 +139,7 @@ def test_wireserver_failing_forever_names_the_endpoint(negative_reports: dict[st
     report, elapsed = negative_reports["wireserver-500"]
     failed = _failed(report)
     assert failed and "permanent fault: wireserver:health" in failed[0].message
-    assert report.extra["boots"]["bios-azure"]["faults_hit"]["wireserver:health"] >= 20
+    assert report.details["boots"]["bios-azure"]["faults_hit"]["wireserver:health"] >= 20
     assert elapsed < 600
 
 

@@ -12,6 +12,7 @@ from harness import proc, vhd
 from harness.buildfolder import write_json_atomic
 from harness.cli import main
 from harness.digest import allocated_bytes, content_digest
+from harness.errors import EXIT_IMAGE_FAILED, EXIT_USAGE
 from harness.vhd.footer import MIB, Footer
 
 # Offsets (bytes) where the round-trip disk gets random data: first sector, unaligned middle, last sector.
@@ -157,7 +158,7 @@ def test_vhd_cli_convert_to_a_new_file_and_errors(tmp_path: Path, capsys: pytest
     assert "already exists" in capsys.readouterr().err
     assert main(["vhd", "inspect", str(raw)]) == 1
     assert "no VHD footer" in capsys.readouterr().err
-    assert main(["vhd", "validate", str(tmp_path / "missing.vhd")]) == 1
+    assert main(["vhd", "validate", str(tmp_path / "missing.vhd")]) == EXIT_USAGE
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -169,7 +170,7 @@ def fake_build(root: Path, size: int = 24 * MIB) -> Path:
     folder.mkdir(parents=True)
     raw = make_raw(folder / "disk.raw", size, DATA_OFFSETS[:3])
     write_json_atomic(folder / "manifest.json", {
-        "recipe": "fake-distro", "build_id": folder.name,
+        "recipe": "fake-distro", "build_id": folder.name, "family": "apt",
         "disk": {"file": "disk.raw", "size_mib": size // MIB, "size_bytes": size},
         "content_digest": content_digest(raw),
     })
@@ -225,7 +226,7 @@ def test_convert_build_refuses_a_disk_the_manifest_does_not_describe(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = fake_build(tmp_path)
     os.truncate(folder / "disk.raw", 25 * MIB)
-    assert main(["convert", str(folder)]) == 1
-    assert "but the manifest records" in capsys.readouterr().err
+    assert main(["convert", str(folder)]) == EXIT_IMAGE_FAILED
+    assert "is 26214400 bytes but the build recorded 25165824 (grown)" in capsys.readouterr().err
     assert (folder / "disk.raw").stat().st_size == 25 * MIB
     assert not (folder / "disk.vhd").exists()

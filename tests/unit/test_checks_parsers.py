@@ -18,7 +18,6 @@ from harness.checks.diskread import (
     resolve,
     split_sections,
 )
-from harness.checks.selftest import parse_os_release
 from harness.checks.textparse import (
     cmdline_params,
     dhclient_timeout,
@@ -28,7 +27,6 @@ from harness.checks.textparse import (
     kv_values,
     parse_dpkg_status,
     parse_fstab,
-    parse_grub_defaults,
     parse_kernel_config,
     parse_passwd,
     parse_shadow,
@@ -38,6 +36,7 @@ from harness.checks.textparse import (
     upstream_version,
     usable_hash,
 )
+from harness.shellsyntax import parse_assignments
 
 FSTAB = """# <file system> <mount point> <type> <options> <dump> <pass>
 UUID=24b34113-e17a-559f-a9b7-e6b012ca652c / ext4 defaults,discard,errors=remount-ro 0 1
@@ -90,7 +89,7 @@ def test_cmdline_params() -> None:
 def test_grub_defaults() -> None:
     text = ('GRUB_CMDLINE_LINUX="console=tty1 console=ttyS0,115200n8"\n#GRUB_X=1\nGRUB_TIMEOUT=1\n'
             "export GRUB_A='b c'\n")
-    assert parse_grub_defaults(text) == {"GRUB_CMDLINE_LINUX": "console=tty1 console=ttyS0,115200n8",
+    assert parse_assignments(text) == {"GRUB_CMDLINE_LINUX": "console=tty1 console=ttyS0,115200n8",
                                          "GRUB_TIMEOUT": "1", "GRUB_A": "b c"}
 
 
@@ -188,7 +187,7 @@ def test_initramfs_listing_both_tools() -> None:
 
 
 def test_os_release() -> None:
-    assert parse_os_release('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\nID=debian\n') == {
+    assert parse_assignments('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\nID=debian\n') == {
         "PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)", "VERSION_ID": "12", "ID": "debian"}
 
 
