@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import NotFoundError, RecipeError
-from harness.recipe_schema import AGENTS, DEFAULT_DISK_SIZE_MIB, RECIPE_NAME_RE, validate
+from harness.recipe_schema import AGENTS, DEFAULT_DISK_SIZE_MIB, RECIPE_NAME_RE, setting_style, validate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DISTROS_DIR = REPO_ROOT / "distros"
@@ -277,7 +277,7 @@ def _build(path: Path, data: dict[str, Any]) -> Recipe:
     settings = tuple(
         Setting(
             file=s["file"], key=s.get("key", ""), value=s["value"], reason=s["reason"],
-            style=s.get("style", "kv" if s.get("key") else "file"), agent=s.get("agent", ""),
+            style=setting_style(s), agent=s.get("agent", ""),
         )
         for s in data.get("settings", [])
     )

@@ -53,20 +53,30 @@ def _root() -> str | None:
     return None if os.geteuid() == 0 else "needs root (mmdebstrap root mode, chroot, network namespaces)"
 
 
+def _apt_source_uris() -> list[str]:
+    """The archive URIs of the host's enabled apt sources (one-line `deb URI ...` and deb822 `URIs:`)."""
+    files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list")),
+             *sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))]
+    uris: list[str] = []
+    for path in files:
+        for line in (path.read_text(errors="replace") if path.is_file() else "").splitlines():
+            words = line.split("#", 1)[0].split()
+            if words[:1] == ["deb"] or words[:1] == ["URIs:"]:
+                uris += [w for w in words[1:] if w.startswith(("http://", "https://"))]
+    return uris
+
+
 def _archive_reachable() -> str | None:
-    """The host's own apt sources name the archive it reaches; no host name is written here."""
-    uris = []
-    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
-        text = path.read_text(errors="replace") if path.is_file() else ""
-        uris += [w for w in text.split() if w.startswith(("http://", "https://"))]
-    if not uris:
-        return None  # nothing to probe with: let the test say what failed
-    url = urllib.parse.urlsplit(uris[0])
-    try:
-        socket.create_connection((url.hostname or "", url.port or (443 if url.scheme == "https" else 80)), 5).close()
-    except OSError as exc:
-        return f"the package archive {url.hostname} is not reachable ({exc})"
-    return None
+    """The host's own apt sources name the archives it reaches (no host name is written here); one must answer."""
+    hosts = {urllib.parse.urlsplit(u).hostname: urllib.parse.urlsplit(u) for u in _apt_source_uris()}
+    errors = []
+    for host, url in hosts.items():
+        try:
+            socket.create_connection((host or "", url.port or (443 if url.scheme == "https" else 80)), 5).close()
+            return None
+        except OSError as exc:
+            errors.append(f"{host}: {exc}")
+    return f"no package archive of the host's apt sources is reachable ({'; '.join(errors)})" if errors else None
 
 
 def _azurite() -> str | None:

@@ -32,20 +32,23 @@ BATCH_TIMEOUT_S = 600.0
 
 @dataclass(frozen=True)
 class Probe:
-    """One command of the batch; `root` runs it through `sudo -n`."""
+    """One command of the batch. `root`: in the batch's one `sudo -n` part; `background`: started at once
+    and collected at the end (slow evidence that no check reads, e.g. systemd-analyze under TCG)."""
 
     command: str
     root: bool = False
+    background: bool = False
 
     def shell(self) -> str:
         return f"sudo -n sh -c {shlex.quote(self.command)}" if self.root else self.command
 
 
-# Probes in the order they run. The waits come first: several checks look at what cloud-init configures
-# after Ready (sshd settings, custom data, growpart), and the failed-units check needs a settled system.
+# Probes in the order they run (the admin user's part, then the root part in one sudo). The waits come
+# first: the boot must have finished before systemd-analyze (started in the background) and the failed-units
+# check, and several checks look at what cloud-init configures after Ready (sshd, custom data, growpart).
 PROBES: dict[str, Probe] = {
-    "cloud_init_wait": Probe("cloud-init status --wait --long"),
     "system_running": Probe("systemctl is-system-running --wait"),
+    "cloud_init_wait": Probe("cloud-init status --wait --long"),
     "hostname": Probe("hostname"),
     "passwd_admin": Probe('getent passwd "$HARNESS_ADMIN"'),
     "authorized_keys": Probe("cat ~/.ssh/authorized_keys && stat -c %a ~/.ssh/authorized_keys"),
@@ -78,19 +81,22 @@ GUEST_LOGS: dict[str, Probe] = {
     "systemd-analyze.txt": Probe("systemd-analyze time; systemd-analyze blame | head -30; "
                                  "for unit in cloud-init-local walinuxagent waagent; do "
                                  "systemctl cat $unit.service >/dev/null 2>&1 && "
-                                 "systemd-analyze critical-chain $unit.service; done; true", root=True),
+                                 "systemd-analyze critical-chain $unit.service; done; true", background=True),
 }
 
-# Each probe's line: KEY|EXIT|SECONDS|BASE64(stdout)|BASE64(stderr); base64 has no '|'.
+# Each probe's line: KEY|EXIT|SECONDS|BASE64(stdout)|BASE64(stderr); base64 has no '|'. A background probe
+# writes its files under $T/<n>.* and its line is printed by `collect` once it is done.
 _RUNNER = r"""
-probe() {
-  key=$1; shift
+run() {
   start=$(date +%s.%N)
-  sh -c "$1" >"$T/o" 2>"$T/e" </dev/null; rc=$?
-  end=$(date +%s.%N)
-  printf '%s|%s|%s|%s|%s\n' "$key" "$rc" "$(awk "BEGIN{print $end-$start}")" \
-    "$(base64 -w0 <"$T/o")" "$(base64 -w0 <"$T/e")"
+  sh -c "$2" >"$T/$1.o" 2>"$T/$1.e" </dev/null; echo $? >"$T/$1.rc"
+  awk "BEGIN{print $(date +%s.%N)-$start}" >"$T/$1.t"
 }
+emit() {
+  printf '%s|%s|%s|%s|%s\n' "$2" "$(cat "$T/$1.rc")" "$(cat "$T/$1.t")" \
+    "$(base64 -w0 <"$T/$1.o")" "$(base64 -w0 <"$T/$1.e")"
+}
+probe() { run "$1" "$3"; emit "$1" "$2"; }
 T=$(mktemp -d) || exit 99
 trap 'rm -rf "$T"' EXIT
 """
@@ -102,11 +108,29 @@ class ProbeResult:
     duration_s: float
 
 
+ROOT_PART = "HARNESS_ROOT_BATCH"
+
+
 def batch_script(probes: dict[str, Probe], env: dict[str, str]) -> str:
-    """The shell program the batch runs in the guest (as the admin user): every probe, in order."""
+    """The shell program the batch runs in the guest as the admin user: its probes in order, the background
+    ones beside them, and every root probe in one `sudo -n sh` (one PAM session instead of one per probe)."""
+    numbered = list(enumerate(probes.items()))
     lines = [f"{name}={shlex.quote(value)}; export {name}" for name, value in env.items()]
     lines.append(_RUNNER)
-    lines += [f"probe {key} {shlex.quote(probe.shell())}" for key, probe in probes.items()]
+    background = [(n, key) for n, (key, p) in numbered if p.background]
+    started = False
+    for n, (key, probe) in numbered:
+        if probe.root or probe.background:
+            continue
+        lines.append(f"probe {n} {shlex.quote(key)} {shlex.quote(probe.command)}")
+        if not started:  # after the first probe (the boot has finished), start the slow evidence
+            lines += [f"run {m} {shlex.quote(probes[k].command)} &" for m, k in background]
+            started = True
+    root = [f"probe {n} {shlex.quote(key)} {shlex.quote(p.command)}" for n, (key, p) in numbered if p.root]
+    if root:
+        lines += [f"sudo -n sh -s <<'{ROOT_PART}'", _RUNNER, *root, ROOT_PART]
+    if background:
+        lines += ["wait", *(f"emit {m} {shlex.quote(k)}" for m, k in background)]
     return "\n".join(lines) + "\n"
 
 
@@ -122,7 +146,7 @@ def parse_batch(stdout: str, probes: dict[str, Probe]) -> dict[str, ProbeResult]
             stdout_text = base64.b64decode(out).decode(errors="replace")
             stderr_text = base64.b64decode(err).decode(errors="replace")
             results[key] = ProbeResult(CommandResult(probes[key].shell(), int(code), stdout_text, stderr_text),
-                                       round(float(seconds or 0), 3))
+                                       round(float(seconds or 0), 3))  # a missing .t (killed) is 0
         except (ValueError, binascii.Error):
             continue
     return results
@@ -152,7 +176,8 @@ class GuestContext:
         """The result of one probe of the batch (a probe the batch never reported is a failure, not a pass)."""
         found = self.out.get(key)
         if found is None:
-            return CommandResult(PROBES[key].shell(), -1, "", "the batch reported no result for this probe")
+            why = "the batch's root part (sudo -n) did not run" if PROBES[key].root else "the batch stopped before it"
+            return CommandResult(PROBES[key].shell(), -1, "", f"no result for this probe: {why}")
         return found.result
 
 

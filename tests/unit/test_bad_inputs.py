@@ -126,6 +126,31 @@ def _build_ok(tmp: Path, builds: Path) -> None:
         recipe=BUILD[0], build_id=BUILD[1], disk=disk, content_digest=content_digest(vhd, DISK_BYTES)))
 
 
+def _build_raw_ok(tmp: Path, builds: Path) -> None:
+    """A build not converted yet: disk.raw holds exactly the content its manifest records."""
+    (tmp / "a-file").write_text("not a gallery\n")
+    folder = _build_folder(builds)
+    raw = folder / "disk.raw"
+    with raw.open("wb") as handle:
+        handle.truncate(DISK_BYTES)
+    write_json_atomic(folder / "manifest.json", manifest_data(recipe=BUILD[0], build_id=BUILD[1],
+                                                              content_digest=content_digest(raw, DISK_BYTES)))
+
+
+DEFINITION = {"name": "deb", "publisher": "p", "offer": "o", "sku": "s", "os_state": "Generalized",
+              "hyper_v_generation": "V1"}
+
+
+def _damaged_gallery(tmp: Path, definition: object, version: object = None) -> None:
+    """A local gallery whose definition.json (or a version.json) is valid JSON of the wrong shape."""
+    folder = tmp / "gallery" / "deb"
+    folder.mkdir(parents=True)
+    write_json_atomic(folder / "definition.json", definition)
+    if version is not None:
+        (folder / "1.0.0").mkdir()
+        write_json_atomic(folder / "1.0.0" / "version.json", version)
+
+
 Setup = Callable[[Path, Path], None]
 SETUPS: dict[str, Setup] = {
     "recipe_dir": lambda tmp, _: (tmp / "dir.toml").mkdir(),
@@ -143,6 +168,9 @@ SETUPS: dict[str, Setup] = {
     "not_build": lambda tmp, _: _not_build(tmp),
     "build": lambda _, builds: _build(builds),
     "build_ok": _build_ok,
+    "build_raw_ok": _build_raw_ok,
+    "gallery_definition_list": lambda tmp, _: _damaged_gallery(tmp, []),
+    "gallery_version_incomplete": lambda tmp, _: _damaged_gallery(tmp, DEFINITION, {"version": 5}),
     "manifest_list": lambda _, builds: _manifest(builds, b"[]"),
     "manifest_disk_x": lambda _, builds: _manifest(builds, b'{"disk": "x"}'),
     "manifest_binary": lambda _, builds: _manifest(builds, bytes(range(256))),

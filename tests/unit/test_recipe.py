@@ -354,7 +354,7 @@ def test_binary_or_non_utf8_recipe(content: bytes, tmp_path: Path) -> None:
 
 def test_binary_parent_recipe(tmp_path: Path) -> None:
     (tmp_path / "parent.toml").write_bytes(b"\xff" * 64)
-    with pytest.raises(RecipeError, match="parent.toml"):
+    with pytest.raises(RecipeError, match=r"parent\.toml"):
         recipe.load(write(tmp_path, "child", 'extends = "parent"\nname = "child"\n'))
 
 
