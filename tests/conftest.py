@@ -112,7 +112,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"{mark.name}: {why}")
 
 
-def _build(recipe_name: str, **options: object) -> BuildFolder:
+def build_recipe(recipe_name: str, **options: object) -> BuildFolder:
     from harness import recipe
     from harness.builder.context import BuildOptions
     from harness.builder.pipeline import build
@@ -124,12 +124,12 @@ def _build(recipe_name: str, **options: object) -> BuildFolder:
 @pytest.fixture(scope="session")
 def debian12_build() -> BuildFolder:
     """The debian-12 build shared by every test of the session (read-only: copy before mutating)."""
-    return _build("debian-12")
+    return build_recipe("debian-12")
 
 
 @pytest.fixture(scope="session")
 def ubuntu2404_build() -> BuildFolder:
-    return _build("ubuntu-24.04")
+    return build_recipe("ubuntu-24.04")
 
 
 def copy_build(build: BuildFolder, dest_root: Path) -> BuildFolder:

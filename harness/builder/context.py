@@ -76,7 +76,7 @@ class BuildContext:
 
     @property
     def disk_size_mib(self) -> int:
-        return self.options.disk_size_mib or self.recipe.disk_size_mib
+        return self.recipe.disk_size_mib if self.options.disk_size_mib is None else self.options.disk_size_mib
 
     @property
     def mirror(self) -> str:

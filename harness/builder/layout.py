@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from harness.errors import BuildError
+from harness.errors import UsageError
 from harness.recipe_schema import MAX_DISK_SIZE_MIB
 
 MIB = 1024 * 1024
@@ -81,7 +81,7 @@ class Layout:
 def plan(disk_size_mib: int, esp_size_mib: int) -> Layout:
     """Place BIOS boot at 1 MiB, the ESP after it, root up to the last MiB; all MiB-aligned."""
     if disk_size_mib > MAX_DISK_MIB:
-        raise BuildError(f"disk of {disk_size_mib} MiB is above Azure's OS disk limit of {MAX_DISK_MIB} MiB (1023 GiB)",
+        raise UsageError(f"disk of {disk_size_mib} MiB is above Azure's OS disk limit of {MAX_DISK_MIB} MiB (1023 GiB)",
                          f"use --disk-size-mib {MAX_DISK_MIB} or less")
     bios = Partition(1, "bios", BIOS_BOOT_GUID, 1, BIOS_BOOT_MIB)
     esp = Partition(2, "esp", ESP_GUID, bios.start_mib + bios.size_mib, esp_size_mib)
@@ -89,7 +89,7 @@ def plan(disk_size_mib: int, esp_size_mib: int) -> Layout:
     root_size = disk_size_mib - root_start - TAIL_RESERVED_MIB
     if root_size < MIN_ROOT_MIB:
         minimum = root_start + TAIL_RESERVED_MIB + MIN_ROOT_MIB
-        raise BuildError(
+        raise UsageError(
             f"disk of {disk_size_mib} MiB is below the minimum of {minimum} MiB: it leaves {root_size} MiB for the "
             f"root file system, which needs {MIN_ROOT_MIB}",
             f"use --disk-size-mib {minimum} or more",

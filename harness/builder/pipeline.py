@@ -234,7 +234,7 @@ def route_of(recipe: Recipe) -> Route:
 
 def make_context(recipe: Recipe, options: BuildOptions) -> BuildContext:
     family = FAMILIES.get(recipe.family)
-    disk_size = options.disk_size_mib or recipe.disk_size_mib
+    disk_size = recipe.disk_size_mib if options.disk_size_mib is None else options.disk_size_mib
     build_id = new_build_id()
     recipe_dir = builds_root() / recipe.name
     work = recipe_dir / f".tmp-{build_id}"

@@ -232,9 +232,14 @@ def _publish_gallery(run: _Run, definitions: Sequence[ImageDefinition], version:
                 todo.append((d, versions.auto([str(v.name) for v in existing])))
                 continue
             found = arm.get_version(gallery, d.name, version)
-            if found is not None and _existing_matches(run, f"image version {gallery}/{d.name}/{version}", found,
+            spelled = version
+            if found is None:  # the same number spelled otherwise (01.0.0 beside 1.0.0) is the same version
+                other = versions.find_same(version, [str(v.name) for v in arm.list_versions(gallery, d.name)])
+                if other is not None:
+                    found, spelled = arm.get_version(gallery, d.name, other), other
+            if found is not None and _existing_matches(run, f"image version {gallery}/{d.name}/{spelled}", found,
                                                        source_uri=version_source_uri(found)):
-                run.record(d, version, found, created=False)
+                run.record(d, spelled, found, created=False)
             else:
                 todo.append((d, version))
     if not todo:

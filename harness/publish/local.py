@@ -221,6 +221,29 @@ def _write_problem(path: Path) -> str | None:
     return None
 
 
+_DAMAGED = "restore the file from a backup, or remove that definition or version folder by hand"
+
+
+def _read_definition(path: Path) -> ImageDefinition:
+    """definition.json, or one clear error when it is not one (a list, missing keys, wrong types)."""
+    data = read_json(path)
+    try:
+        return ImageDefinition.from_json(data)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise NotFoundError(f"{path} is damaged: not an image definition ({type(exc).__name__}: {exc})",
+                            _DAMAGED) from exc
+
+
+def _read_version(path: Path) -> ImageVersion:
+    """version.json, or one clear error when it is not one."""
+    data = read_json(path)
+    try:
+        return ImageVersion.from_json(data)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise NotFoundError(f"{path} is damaged: not an image version ({type(exc).__name__}: {exc})",
+                            _DAMAGED) from exc
+
+
 @dataclass(frozen=True)
 class LocalGallery:
     """A gallery folder; every method is safe against concurrent publishers of the same gallery."""
@@ -248,7 +271,7 @@ class LocalGallery:
         """Every image definition, by name."""
         if not self.path.is_dir():
             return []
-        return [ImageDefinition.from_json(read_json(p / DEFINITION_FILE)) for p in sorted(self.path.iterdir())
+        return [_read_definition(p / DEFINITION_FILE) for p in sorted(self.path.iterdir())
                 if p.is_dir() and not p.name.startswith(".") and (p / DEFINITION_FILE).exists()]
 
     def definition(self, name: str) -> ImageDefinition:
@@ -256,14 +279,14 @@ class LocalGallery:
         if not path.exists():
             known = ", ".join(d.name for d in self.definitions()) or "none"
             raise NotFoundError(f"no image definition {name!r} in {self.path}", f"definitions: {known}")
-        return ImageDefinition.from_json(read_json(path))
+        return _read_definition(path)
 
     def versions(self, name: str) -> list[ImageVersion]:
         """Complete versions of a definition, oldest version number first."""
         folder = self.definition_dir(name)
         if not folder.is_dir():
             return []
-        found = [ImageVersion.from_json(read_json(p / VERSION_FILE)) for p in folder.iterdir()
+        found = [_read_version(p / VERSION_FILE) for p in folder.iterdir()
                  if p.is_dir() and versions.VERSION_RE.match(p.name) and (p / VERSION_FILE).exists()]
         return sorted(found, key=lambda v: versions.sort_key(v.version))
 
@@ -278,7 +301,7 @@ class LocalGallery:
                                     "every version is excluded from latest or past its end of life")
             return found
         for item in items:
-            if item.version == version:
+            if versions.same_version(item.version, version):
                 return item
         known = ", ".join(v.version for v in items) or "none"
         raise NotFoundError(f"no version {version} of {name!r} in {self.path}", f"versions: {known}")
@@ -381,7 +404,7 @@ class LocalGallery:
 
     @staticmethod
     def _refuse_taken(name: str, version: str, items: list[ImageVersion]) -> None:
-        taken = next((v for v in items if v.version == version), None)
+        taken = next((v for v in items if versions.same_version(v.version, version)), None)
         if taken is not None:
             raise PublishError(f"version {version} of {name!r} already exists with other content "
                                f"({taken.content_digest})", "versions are immutable: pick another --version "
@@ -404,7 +427,7 @@ class LocalGallery:
         same = next((v for v in items if v.content_digest == request.content_digest), None)
         if same is not None:
             note = f"content already published as version {same.version}"
-            if request.version not in ("auto", same.version):
+            if request.version != "auto" and not versions.same_version(request.version, same.version):
                 note += f"; version {request.version} was not created"
             return _Planned(wanted, folder, same.version,
                             noop=PublishOutcome(wanted.name, same.version, False, str(folder / same.version), note))

@@ -75,9 +75,9 @@ def _timing_record(session: BootSession, firmware: str, platform: str) -> Record
                   firmware=firmware, platform=platform)
 
 
-def _check_guest(session: BootSession, manifest: Manifest, recipe: recipe_mod.Recipe,
-                 host_keys: list[str]) -> list[Record]:
-    """Wait for provisioning, connect, and run every in-guest check (one batch) plus the evidence logs."""
+def provisioned_guest(session: BootSession, manifest: Manifest, recipe: recipe_mod.Recipe,
+                      host_keys: list[str]) -> guestchecks.GuestContext:
+    """Wait for the agent's Ready (Azure), connect over SSH, and describe what the checks compare against."""
     request = session.request
     ready_request = None
     if request.platform == Platform.AZURE:
@@ -86,16 +86,23 @@ def _check_guest(session: BootSession, manifest: Manifest, recipe: recipe_mod.Re
         ready_request = session.view.ready_request()
     guest = session.guest(timeout_s=request.timeout_s)
     assert guest.host_key is not None and session.vm is not None
-    ctx = guestchecks.GuestContext(
+    return guestchecks.GuestContext(
         guest=guest, config=session.config, firmware=request.firmware, platform=request.platform,
         agent=manifest.agent, manifest=manifest, allowed_failed_units=recipe.allowed_failed_units,
         kernel_cmdline=manifest.kernel_cmdline, serial_log=session.vm.serial(),
         overlay_size_bytes=session.overlay_size_bytes, host_key_fingerprint=fingerprint(guest.host_key.asbytes()),
         image_host_keys=host_keys, ready_request=ready_request, guest_ip=GUEST_IP, accel=request.accel.accel)
+
+
+def _check_guest(session: BootSession, manifest: Manifest, recipe: recipe_mod.Recipe,
+                 host_keys: list[str]) -> list[Record]:
+    """Wait for provisioning, connect, and run every in-guest check (one batch) plus the evidence logs."""
+    ctx = provisioned_guest(session, manifest, recipe, host_keys)
     records = guestchecks.run_all(ctx, session.evidence)
+    assert session.vm is not None
     session.timings.checks_done_s = session.vm.elapsed()
-    if request.platform == Platform.AZURE:
-        records.append(_timing_record(session, request.firmware, request.platform))
+    if session.request.platform == Platform.AZURE:
+        records.append(_timing_record(session, session.request.firmware, session.request.platform))
     return records
 
 

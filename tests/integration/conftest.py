@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from harness.buildfolder import MANIFEST, RAW, VHD, BuildFolder, write_json_atomic
+from harness.digest import sparse_copy
 from harness.enums import Stage
+from harness.manifest import DiskStamp
 from harness.results import StageReport, load_stage
 from harness.stages.pipeline import RunReport
+from tests.conftest import TEST_BUILDS, build_recipe
 from tests.integration.pipeline_fixtures import run_harness
 
 
@@ -16,10 +22,9 @@ from tests.integration.pipeline_fixtures import run_harness
 def e2e_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A fresh builds folder and gallery: the e2e run starts from nothing (the apt cache stays warm)."""
     root = Path(__file__).resolve().parents[2] / ".test-builds" / "e2e"
-    base = tmp_path_factory.mktemp("e2e", numbered=True)
-    builds = root / base.name
-    builds.mkdir(parents=True)
-    return {"builds": builds, "gallery": base / "gallery"}
+    root.mkdir(parents=True, exist_ok=True)
+    builds = Path(tempfile.mkdtemp(prefix="run-", dir=root))  # never an earlier run's folder
+    return {"builds": builds, "gallery": tmp_path_factory.mktemp("e2e-gallery")}
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +41,35 @@ def debian12_verified(e2e_first_run: RunReport) -> StageReport:
     assert report is not None
     report.build = e2e_first_run.build
     return report
+
+
+def _session_runs_e2e(session: pytest.Session) -> bool:
+    return any("e2e_first_run" in getattr(item, "fixturenames", ()) for item in session.items)
+
+
+def raw_build_from(converted: BuildFolder, root: Path) -> BuildFolder:
+    """The build folder as the build left it (before convert): the VHD's data part back as disk.raw, the
+    manifest without its VHD record. Convert only appended a footer, so the content digest is unchanged."""
+    dest = root / converted.recipe_name / converted.build_id
+    if dest.exists():
+        return BuildFolder(dest)
+    manifest = converted.manifest()
+    staging = root / converted.recipe_name / f".tmp-copy-{converted.build_id}"
+    staging.mkdir(parents=True)
+    sparse_copy(converted.path / VHD, staging / RAW, manifest.disk.size_bytes)
+    disk = dataclasses.replace(manifest.disk, file=RAW, stamp=DiskStamp.of(staging / RAW))
+    write_json_atomic(staging / MANIFEST, manifest.replace(vhd=None, disk=disk).to_json())
+    staging.rename(dest)
+    return BuildFolder(dest)
+
+
+@pytest.fixture(scope="session")
+def debian12_build(request: pytest.FixtureRequest) -> BuildFolder:
+    """The debian-12 build every test shares (read-only: copy before mutating). When the session runs the e2e
+    test, it is the build that `harness run` made there (cold), as it was before convert: debian-12 is built once
+    per session instead of twice. Otherwise (a focused run) it is built here."""
+    if not _session_runs_e2e(request.session):
+        return build_recipe("debian-12")
+    run: RunReport = request.getfixturevalue("e2e_first_run")
+    assert run.build is not None and run.passed, f"the e2e run failed: {run.error}"
+    return raw_build_from(run.build, TEST_BUILDS)

@@ -26,7 +26,7 @@ from harness.builder.pipeline import build, make_context
 from harness.checks.audit import audit
 from harness.errors import BuildError
 from harness.recipe import DISTROS_DIR, Setting
-from tests.conftest import _build
+from tests.conftest import build_recipe
 from tests.integration.rangeserver import RangeServer, closed_port
 from tests.integration.rpmrepo import HV_MODULE_PATHS, KERNEL_VERSION, SEEN, build_repo, default_packages, newc_cpio
 
@@ -259,7 +259,7 @@ def test_shell_settings_make_the_same_files_as_settings_py(tmp_path: Path) -> No
 @pytest.mark.network
 @pytest.mark.parametrize("name,release", [("debian-13", "trixie"), ("ubuntu-22.04", "jammy")])
 def test_nightly_apt_recipe_builds_and_passes_the_offline_audit(name: str, release: str) -> None:
-    folder = _build(name)
+    folder = build_recipe(name)
     manifest = folder.manifest()
     assert (manifest.recipe, manifest.release, manifest.source) == (name, release, "mmdebstrap")
     names = {p.name for p in manifest.packages}

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from harness import cli
-from harness.buildfolder import BuildFolder, read_json
+from harness.buildfolder import BuildFolder, read_json, write_json_atomic
 from harness.digest import allocated_bytes, content_digest
 from harness.enums import Agent, Family, Generation, OsState, Stage
 from harness.errors import EXIT_USAGE, PublishError
@@ -172,6 +172,19 @@ def test_failure_midway_leaves_no_partial_version(tmp_path: Path, gallery: Local
     monkeypatch.undo()
     outcomes = gallery.publish(request(build), today=TODAY)  # no version number was burned
     assert [(o.version, o.created) for o in outcomes] == [(V0, True), (V0, True)]
+
+
+def test_a_legacy_version_spelled_with_zeros_is_the_same_number(tmp_path: Path, gallery: LocalGallery) -> None:
+    """A gallery written before versions were canonical holds 01.0.0: publishing 1.0.0 beside it is refused."""
+    first, second = make_build(tmp_path, "b1", seed=1), make_build(tmp_path, "b2", seed=2)
+    gallery.publish(request(first, generation="V1", version="1.0.0"))
+    folder = gallery.version_dir("debian-12-gen1", "1.0.0")
+    record = read_json(folder / "version.json")
+    write_json_atomic(folder / "version.json", {**record, "version": "01.0.0"})
+    folder.rename(folder.with_name("01.0.0"))
+    with pytest.raises(PublishError, match="already exists with other content"):
+        gallery.publish(request(second, generation="V1", version="1.0.0"))
+    assert [v.version for v in gallery.versions("debian-12-gen1")] == ["01.0.0"]
 
 
 def test_explicit_version_with_other_content_is_refused(tmp_path: Path, gallery: LocalGallery) -> None:

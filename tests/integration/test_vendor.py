@@ -30,7 +30,7 @@ from harness.recipe import DISTROS_DIR
 from harness.results import FAILED, PASSED
 from harness.stages.verify import VerifyOptions
 from harness.stages.verify import run as verify
-from tests.conftest import TEST_DISK_MIB, _build
+from tests.conftest import TEST_DISK_MIB, build_recipe
 from tests.integration.rangeserver import RangeServer, closed_port
 
 MIB = 1024 * 1024
@@ -173,7 +173,7 @@ def test_checksum_list_and_its_signature_are_checked(tmp_path: Path, served: tup
 @pytest.fixture(scope="session")
 def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildFolder, Path, RangeServer]]:
     """debian-12-generic as a vendor qcow2, built through the vendor route into a vendor-standin build."""
-    generic = _build("debian-12-generic")
+    generic = build_recipe("debian-12-generic")
     folder = tmp_path_factory.mktemp("vendor")
     image = folder / "srv" / "debian-12-generic.qcow2"
     image.parent.mkdir()

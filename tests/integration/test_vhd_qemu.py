@@ -117,7 +117,7 @@ def test_vhd_cli_convert_validate_inspect(tmp_path: Path, capsys: pytest.Capture
     assert main(["vhd", "validate", "--json", str(raw)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["valid"] is True
-    assert len(report["rules"]) == 12
+    assert len(report["rules"]) == 15
     assert {r["result"] for r in report["rules"]} == {"Passed"}
 
     assert main(["vhd", "inspect", "--json", str(raw)]) == 0
@@ -140,7 +140,7 @@ def test_vhd_cli_validate_fails_with_a_fix_per_rule(tmp_path: Path, capsys: pyte
     assert "fix: convert the raw disk again" in out
     assert "Failed  qemu-virtual-size" in out  # qemu refuses the footer too
     assert "Incorrect header checksum" in out
-    assert "result: 2 of 12 rules failed" in out
+    assert "result: 2 of 15 rules failed" in out
 
 
 def test_vhd_cli_convert_to_a_new_file_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.builder.layout import ESP_GUID, MIB, plan
-from harness.errors import BuildError
+from harness.errors import UsageError
 
 
 def test_default_layout() -> None:
@@ -36,7 +36,7 @@ def test_partitions_aligned_and_inside_disk(disk_mib: int, esp_mib: int) -> None
 
 
 def test_too_small_disk_says_how_big() -> None:
-    with pytest.raises(BuildError, match="--disk-size-mib 386"):
+    with pytest.raises(UsageError, match="--disk-size-mib 386"):
         plan(300, 127)
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness.builder.layout import MAX_DISK_MIB, plan
-from harness.errors import BuildError, PublishError
+from harness.errors import PublishError, UsageError
 from harness.publish import model, versions
 
 ARABIC_ONE = "\u0661"  # ARABIC-INDIC DIGIT ONE: str.isdigit() and regex \d say yes, int() reads it as 1
@@ -88,11 +88,11 @@ def test_disk_above_azure_limit_is_refused_by_the_layout() -> None:
     assert MAX_DISK_MIB == 1047552
     assert plan(MAX_DISK_MIB, 127).disk_size_mib == MAX_DISK_MIB
     for size in (MAX_DISK_MIB + 1, 99999999999):
-        with pytest.raises(BuildError, match="above Azure's OS disk limit of 1047552 MiB"):
+        with pytest.raises(UsageError, match="above Azure's OS disk limit of 1047552 MiB"):
             plan(size, 127)
 
 
 def test_disk_below_minimum_says_the_minimum() -> None:
-    with pytest.raises(BuildError, match="below the minimum of 386 MiB") as info:
+    with pytest.raises(UsageError, match="below the minimum of 386 MiB") as info:
         plan(300, 127)
     assert "--disk-size-mib 386" in info.value.hint
