@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import proc as runner
+from harness import proc
 from harness.digest import CHUNK, chunk_indices, data_extents
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ def child(mode: str, vhd: str, blob_name: str) -> None:
 def _measure(mode: str, vhd: Path, conn: str, proxy: Any) -> dict[str, Any]:
     proxy.reset()
     env = {**os.environ, "BENCH_CONNECTION_STRING": conn, "PYTHONPATH": str(REPO)}
-    done = runner.run([sys.executable, "-m", "bench.upload_bench", "child", mode, str(vhd), f"{mode}.vhd"],
+    done = proc.run([sys.executable, "-m", "bench.upload_bench", "child", mode, str(vhd), f"{mode}.vhd"],
                       cwd=REPO, env=env, timeout_s=3600, hint="the upload child failed; see its output")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     total = proxy.total()

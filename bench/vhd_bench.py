@@ -15,8 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import proc as runner
-from harness import vhd
+from harness import proc, vhd
 from harness.digest import allocated_bytes, sparse_copy
 
 GIB = 1024 * 1024 * 1024
@@ -72,7 +71,7 @@ def time_ours(raw: Path) -> tuple[float, int]:
 
 def time_qemu(raw: Path, out: Path) -> tuple[float, int]:
     start = time.monotonic()
-    runner.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size",
+    proc.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size",
                 str(raw), str(out)], timeout_s=600)
     return time.monotonic() - start, allocated_bytes(out)  # a new file: everything it allocates is extra
 
@@ -107,7 +106,7 @@ def run_bench(folder: Path) -> dict[str, object]:
 
 def run() -> dict[str, object]:
     """Build the scratch disk, time both conversions, always remove the scratch folder."""
-    runner.require("qemu-img")
+    proc.require("qemu-img")
     folder = Path(tempfile.mkdtemp(prefix=".vhd-bench-", dir=scratch_base()))
     try:
         return run_bench(folder)

@@ -57,7 +57,7 @@ def read_json(path: Path) -> Any:
         raise NotFoundError(f"{path} does not exist", "run the stage that writes it first") from exc
     except IsADirectoryError as exc:
         raise NotFoundError(f"{path} is a directory, not a JSON file", "move it away and rerun the stage") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # malformed JSON, not UTF-8, or a number longer than Python converts
         raise NotFoundError(f"{path} is not valid JSON ({exc})", "delete it and rerun the stage") from exc
     except OSError as exc:
         raise NotFoundError(f"cannot read {path}: {exc.strerror or exc}", "check its permissions") from exc

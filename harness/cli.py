@@ -32,13 +32,13 @@ log = logging.getLogger("harness")
 # Each module registers its sub-commands; cli.py only assembles the parser and maps errors.
 COMMAND_MODULES = (
     "build", "check", "verify", "convert", "publish", "run", "boot", "diff", "matrix",
-    "recipes", "gallery", "vhd", "builds",
+    "recipes", "gallery", "vhd", "builds", "promote", "doctor", "completion",
 )
 EXIT_PIPE = 128 + signal.SIGPIPE
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """--debug, --quiet and --builds-dir work before or after the subcommand (the subcommand's copy only
+    """--debug, --quiet, --builds-dir and --recipes work before or after the subcommand (the subcommand's copy only
     sets them when given, so it never resets what was given before it)."""
     default = None if top else argparse.SUPPRESS
     parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
@@ -47,6 +47,11 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="only warnings and errors on stderr")
     parser.add_argument("--builds-dir", metavar="DIR", default=default,
                         help="where build folders live (default ./builds, or $HARNESS_BUILDS)")
+    # Given before and after the subcommand, both count: the subcommand's copy collects into its own list.
+    parser.add_argument("--recipes", metavar="DIR", action="append", dest="recipes" if top else "recipes_after",
+                        default=None if top else argparse.SUPPRESS,
+                        help="a folder of your own recipes, looked up before the built-in ones (repeatable; "
+                             "also $HARNESS_RECIPES, colon-separated)")
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -125,12 +130,23 @@ def _stdout_closed() -> int:
     return EXIT_PIPE
 
 
+def _set_recipe_dirs(dirs: list[str]) -> None:
+    """--recipes folders go in front of $HARNESS_RECIPES (absolute, so a child process or a chdir keeps them)."""
+    if not dirs:
+        return
+    from harness.recipe import RECIPES_ENV
+
+    given = [str(Path(d).absolute()) for d in dirs]
+    os.environ[RECIPES_ENV] = ":".join([*given, *filter(None, os.environ.get(RECIPES_ENV, "").split(":"))])
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     setup(verbose=args.debug, quiet=args.quiet)
     if args.builds_dir:
         os.environ["HARNESS_BUILDS"] = args.builds_dir
+    _set_recipe_dirs([*(args.recipes or []), *getattr(args, "recipes_after", [])])
     with sigterm_unwinds():
         code: int = args.func(args)
     sys.stdout.flush()

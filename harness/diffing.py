@@ -11,7 +11,7 @@ from harness.buildfolder import BuildFolder, read_json
 from harness.enums import Stage
 from harness.errors import NotFoundError
 from harness.manifest import Manifest
-from harness.results import Record, StageReport, load_stage
+from harness.results import Record, StageReport, load_stage, records_from_json, report_from_json
 
 
 def _order(char: str) -> int:
@@ -96,7 +96,7 @@ def _records(results_path: Path) -> tuple[Record, ...]:
     if not results_path.exists():
         return ()
     data = read_json(results_path)
-    return tuple(Record.from_json(r) for r in data.get("records", [])) if isinstance(data, dict) else ()
+    return tuple(records_from_json(data, results_path)) if isinstance(data, dict) else ()
 
 
 def side_of_build(build: BuildFolder) -> Side:
@@ -117,7 +117,7 @@ def side_of_gallery(gallery_path: Path, build: BuildFolder, definition: str | No
                             "give two builds, or --gallery/--definition of a published image")
     folder = gallery.version_dir(name, latest.version)
     verify_path = folder / "verify.json"
-    verify = StageReport.from_json(read_json(verify_path)) if verify_path.exists() else None
+    verify = report_from_json(read_json(verify_path), verify_path) if verify_path.exists() else None
     return Side(f"{name}@{latest.version}", Manifest.from_json(read_json(folder / "manifest.json"), folder),
                 _records(folder / "results.json"), verify)
 
@@ -129,7 +129,10 @@ def _check_results(records: tuple[Record, ...]) -> dict[str, str]:
 
 def _ready_times(verify: StageReport | None) -> dict[str, Any]:
     boots = verify.details.get("boots", {}) if verify is not None else {}
-    return {name: boot.get("timings_s", {}).get("ready_s") for name, boot in boots.items()}
+    if not isinstance(boots, dict):
+        return {}
+    return {name: timings.get("ready_s") for name, boot in boots.items()
+            if isinstance(boot, dict) and isinstance(timings := boot.get("timings_s", {}), dict)}
 
 
 def diff(a: Side, b: Side) -> Diff:

@@ -60,7 +60,7 @@ class Generation(StrEnum):
 
 
 class Firmware(StrEnum):
-    """bios = SeaBIOS = Azure Gen1 = V1; uefi = OVMF = Gen2 = V2 (DESIGN.md, one mapping)."""
+    """bios = SeaBIOS = Azure Gen1 = V1; uefi = OVMF = Gen2 = V2 (the one mapping)."""
 
     BIOS = "bios"
     UEFI = "uefi"

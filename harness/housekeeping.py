@@ -23,6 +23,7 @@ from harness.buildfolder import MANIFEST, BuildFolder, builds_root
 from harness.enums import Firmware, Stage
 from harness.errors import HarnessError, UsageError
 from harness.publish.local import GALLERY_FILE, LocalGallery
+from harness.recipe_rules import RECIPE_NAME_RE
 from harness.results import load_stage
 
 LOCK_FILE = ".lock"
@@ -32,7 +33,6 @@ PRUNING_PREFIX = ".tmp-pruning-"  # a build being deleted: hidden at once, swept
 STALE_AFTER_S = 3600.0
 # new_build_id(): 20261126-093015-a1b2c3
 BUILD_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{6}")  # fullmatch: ASCII digits, no trailing newline
-_RECIPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 # What a hand-edited or truncated publish.json raises while being read: the build is then kept, never deleted.
 _MALFORMED = (HarnessError, KeyError, TypeError, ValueError, AttributeError)
 PUBLISHED_HINT = "--include-published deletes it"
@@ -135,7 +135,7 @@ class _Scan:
 
 def check_recipe_argument(recipe: str) -> str:
     """A recipe name, never a path: prune only ever walks the builds root."""
-    if not _RECIPE_RE.fullmatch(recipe) or ".." in recipe:
+    if not RECIPE_NAME_RE.fullmatch(recipe) or ".." in recipe:
         raise UsageError(f"{recipe!r} is not a recipe name",
                          "give a recipe name from 'harness builds list' (no path); galleries are pruned with "
                          "'harness gallery delete'")

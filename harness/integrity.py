@@ -12,7 +12,7 @@ import logging
 
 from harness.buildfolder import RAW, VHD, BuildFolder
 from harness.digest import content_digest
-from harness.errors import IntegrityError, NotFoundError
+from harness.errors import IntegrityError
 from harness.manifest import DiskStamp, Manifest
 from harness.vhd.footer import FOOTER_SIZE
 
@@ -23,20 +23,16 @@ REBUILD = "rebuild it with 'harness build --rebuild'; a disk changed after its b
 
 
 def disk_of(build: BuildFolder) -> tuple[str, int]:
-    """(file name, expected file size) of the build's disk in its current state; both states at once is an error."""
+    """(file name, expected file size) of the build's disk in its current state (BuildFolder.disk refuses a build
+    holding both disks, or a disk that is not a regular file)."""
     manifest = build.manifest()
-    raw, vhd = (build.path / RAW), (build.path / VHD)
-    if raw.exists() and vhd.exists():
-        raise IntegrityError(f"build {build.path} holds both {RAW} and {VHD}",
-                             f"a build has one disk; delete the one that is not {manifest.disk.file} or rebuild")
-    if vhd.exists():
+    path = build.disk()
+    if path.name == VHD:
         return VHD, manifest.disk.size_bytes + FOOTER_SIZE
-    if raw.exists():
-        if raw.stat().st_size == manifest.disk.size_bytes + FOOTER_SIZE:
-            raise IntegrityError(f"{raw} already ends in a VHD footer: a 'harness convert' was interrupted",
-                                 f"run 'harness convert {build.path}' again to finish it")
-        return RAW, manifest.disk.size_bytes
-    raise NotFoundError(f"build {build.path} holds no {RAW} or {VHD}", "rebuild it with 'harness build'")
+    if path.stat().st_size == manifest.disk.size_bytes + FOOTER_SIZE:
+        raise IntegrityError(f"{path} already ends in a VHD footer: a 'harness convert' was interrupted",
+                             f"run 'harness convert {build.path}' again to finish it")
+    return RAW, manifest.disk.size_bytes
 
 
 def require_unchanged(build: BuildFolder, stage: str) -> Manifest:
@@ -46,8 +42,6 @@ def require_unchanged(build: BuildFolder, stage: str) -> Manifest:
         raise IntegrityError(f"build {build.path} records no content digest", REBUILD)
     name, expected_size = disk_of(build)
     path = build.path / name
-    if not path.is_file():
-        raise IntegrityError(f"{path} is not a regular file", REBUILD)
     stamp = DiskStamp.of(path)
     if stamp.size_bytes != expected_size:
         raise IntegrityError(f"{stage}: {path} is {stamp.size_bytes} bytes but the build recorded "
@@ -65,8 +59,13 @@ def require_unchanged(build: BuildFolder, stage: str) -> Manifest:
 
 
 def record_stamp(build: BuildFolder, manifest: Manifest, stamp: DiskStamp) -> Manifest:
-    """Remember that this file state holds the recorded content (so the next stage need not re-hash)."""
-    updated = manifest.replace(disk=dataclasses.replace(manifest.disk, stamp=stamp))
+    """Remember that this file state holds the recorded content (so the next stage need not re-hash); the
+    manifest is re-read under the folder's lock so a concurrent stage's update is never lost."""
     with build.locked():
+        current = build.manifest()
+        if current.content_digest != manifest.content_digest:
+            raise IntegrityError(f"the manifest of build {build.path} changed while its disk was being checked",
+                                 "rerun the stage")
+        updated = current.replace(disk=dataclasses.replace(current.disk, stamp=stamp))
         build.write_manifest(updated)
     return updated

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.authenticode import EfiBinary
 from harness.enums import Agent, Family, Generation, OsState
 from harness.errors import NotFoundError
 
@@ -216,6 +217,8 @@ class Manifest:
     packages: tuple[Package, ...] = ()
     settings: tuple[DeclaredSetting, ...] = ()
     timings_s: Mapping[str, float] = field(default_factory=dict)
+    boot_chain: str = ""  # signed (shim -> GRUB -> kernel, Secure Boot) | unsigned | "" (not recorded)
+    efi_binaries: tuple[EfiBinary, ...] = ()  # every EFI binary on the ESP and the kernel: path, sha256, signers
     vhd: VhdInfo | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as they are
     schema: int = SCHEMA_VERSION
@@ -242,6 +245,7 @@ class Manifest:
             "kernel_version": self.kernel_version, "kernel_cmdline": list(self.kernel_cmdline),
             "packages": [p.to_json() for p in self.packages], "settings": [s.to_json() for s in self.settings],
             "timings_s": dict(self.timings_s), "recipe_data": dict(self.recipe_data),
+            "boot_chain": self.boot_chain, "efi_binaries": [b.to_json() for b in self.efi_binaries],
         }
         if self.vhd is not None:
             data["vhd"] = self.vhd.to_json()
@@ -282,7 +286,8 @@ class Manifest:
             kernel_cmdline=tuple(str(t) for t in data.get("kernel_cmdline") or []),
             packages=tuple(Package.from_json(p) for p in data.get("packages") or []),
             settings=tuple(DeclaredSetting.from_json(s) for s in data.get("settings") or []),
-            timings_s=dict(data.get("timings_s") or {}),
+            timings_s=dict(data.get("timings_s") or {}), boot_chain=str(data.get("boot_chain", "")),
+            efi_binaries=tuple(EfiBinary.from_json(b) for b in data.get("efi_binaries") or []),
             vhd=VhdInfo.from_json(data["vhd"]) if data.get("vhd") else None,
             extra={k: v for k, v in data.items() if k not in known},
         )

@@ -46,6 +46,8 @@ TOOL_PACKAGES: dict[str, str] = {
     "lsinitrd": "dracut-core",
     "dpkg-query": "dpkg",
     "chroot": "coreutils",
+    "systemctl": "systemd",
+    "newuidmap": "uidmap",
     "shellcheck": "shellcheck",
     "rpmbuild": "rpm",
     "rpm": "rpm",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import NotFoundError, RecipeError
-from harness.recipe_schema import AGENTS, DEFAULT_DISK_SIZE_MIB, RECIPE_NAME_RE, setting_style, validate
+from harness.recipe_rules import RECIPE_NAME_RE
+from harness.recipe_schema import AGENTS, DEFAULT_DISK_SIZE_MIB, setting_style, validate
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DISTROS_DIR = REPO_ROOT / "distros"
+# The built-in recipes and family scripts ship inside the package (package data), so an installed wheel has them.
+DISTROS_DIR = Path(__file__).resolve().parent / "distros"
+# User recipe directories, searched in order before the built-in recipes (`--recipes DIR` puts DIR in front).
+RECIPES_ENV = "HARNESS_RECIPES"
 # A recipe extends a base that may extend another: a few levels are plenty, and a cap turns a runaway chain
 # (generated, or a cycle through differently spelled paths) into one error instead of a RecursionError.
 MAX_EXTENDS_DEPTH = 16
@@ -115,7 +119,7 @@ class Recipe:
     esp_size_mib: int = 127
     generations: tuple[str, ...] = ("V1", "V2")
     os_state: str = "generalized"
-    machine_id: str = ""  # "" = the family default (see build/families.py)
+    machine_id: str = ""  # "" = the family default (see builder/families.py)
     publisher: str = ""
     offer: str = ""
     sku: str = ""
@@ -191,14 +195,35 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _parent_path(path: Path, parent_name: Any) -> Path:
-    """The file `extends` names: a recipe name, next to the file that extends it."""
+    """The file `extends` names: a recipe next to the extending file (not the file itself), else a built-in one.
+
+    So a user recipe extends a built-in recipe by name, or another user recipe beside it; a user recipe named like a
+    built-in one may extend that built-in one (`debian-12.toml` with `extends = "debian-12"`). A built-in recipe
+    only ever extends built-in recipes: shadowing one never changes another.
+    """
     if not isinstance(parent_name, str) or not RECIPE_NAME_RE.fullmatch(parent_name):
-        raise RecipeError(str(path), [f"extends: must be the name of a recipe next to this file (got {parent_name!r}; "
-                                      "no '/', no leading '.')"])
-    parent_path = path.parent / f"{parent_name}.toml"
-    if not parent_path.exists():
-        raise RecipeError(str(path), [f"extends: no recipe named {parent_name!r} next to this file"])
-    return parent_path
+        raise RecipeError(str(path), [f"extends: must be the name of a recipe next to this file or a built-in one "
+                                      f"(got {parent_name!r}; no '/', no leading '.')"])
+    itself = False
+    for folder in dict.fromkeys((path.parent, DISTROS_DIR)):
+        candidate = folder / f"{parent_name}.toml"
+        if candidate.exists() and _same_file(candidate, path):
+            itself = True
+        elif candidate.exists():
+            return candidate
+    if itself:
+        raise RecipeError(str(path), [f"extends: cycle through {parent_name} (the recipe extends itself, and no "
+                                      "built-in recipe has that name)"])
+    builtin = ", ".join(p.stem for p in _tomls(DISTROS_DIR))
+    raise RecipeError(str(path), [f"extends: no recipe named {parent_name!r} next to this file or built in "
+                                  f"(built-in recipes: {builtin})"])
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _resolve_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -212,23 +237,87 @@ def _resolve_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise RecipeError(str(chain[0]), [f"extends chain of more than {MAX_EXTENDS_DEPTH} recipes ({names} -> ...)"
                                           ": flatten it"])
     parent_path = _parent_path(path, parent_name)
-    if parent_path in chain:
+    if any(_same_file(parent_path, p) for p in chain):
         raise RecipeError(str(path), [f"extends: cycle through {parent_name}"])
     merged = _merge(_resolve_raw(parent_path, chain), {k: v for k, v in data.items() if k != "extends"})
     merged["extends"] = parent_name
     return merged
 
 
+@dataclass(frozen=True)
+class RecipeDir:
+    """A folder of recipes on the search path: a user's (from --recipes or $HARNESS_RECIPES) or the built-in one."""
+
+    path: Path
+    builtin: bool = False
+
+    @property
+    def label(self) -> str:
+        return "builtin" if self.builtin else str(self.path)
+
+
+@dataclass(frozen=True)
+class RecipeEntry:
+    """One recipe name as lookups see it: the first file of that name on the search path, and what it hides."""
+
+    name: str
+    path: Path
+    builtin: bool
+    shadows: tuple[Path, ...] = ()  # same-named recipes later on the search path (a built-in one, usually)
+
+    @property
+    def origin(self) -> str:
+        """'builtin', or the user folder the recipe is in."""
+        return "builtin" if self.builtin else str(self.path.parent)
+
+    def shadows_labels(self) -> list[str]:
+        return [f"builtin:{self.name}" if p.parent == DISTROS_DIR else str(p) for p in self.shadows]
+
+
+def user_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The user recipe folders of $HARNESS_RECIPES (colon-separated, in order); each must be a folder."""
+    raw = (os.environ if environ is None else environ).get(RECIPES_ENV, "")
+    folders = [Path(item).absolute() for item in raw.split(":") if item.strip()]
+    for folder in folders:
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise NotFoundError(f"recipe folder {folder} {what}",
+                                f"fix --recipes DIR or ${RECIPES_ENV} (colon-separated folders of .toml recipes)")
+    return list(dict.fromkeys(folders))
+
+
+def search_path() -> list[RecipeDir]:
+    """Where recipe names are looked up, first match wins: the user folders, then the built-in recipes."""
+    return [*(RecipeDir(p) for p in user_dirs() if p != DISTROS_DIR), RecipeDir(DISTROS_DIR, builtin=True)]
+
+
+def _tomls(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.toml") if p.is_file())
+
+
+def index() -> list[RecipeEntry]:
+    """Every recipe name on the search path, by name: the file lookups use, and the ones it shadows."""
+    found: dict[str, list[tuple[Path, bool]]] = {}
+    for folder in search_path():
+        for path in _tomls(folder.path):
+            found.setdefault(path.stem, []).append((path, folder.builtin))
+    return [RecipeEntry(name, files[0][0], files[0][1], tuple(p for p, _ in files[1:]))
+            for name, files in sorted(found.items())]
+
+
 def resolve_path(name_or_path: str) -> Path:
-    """A recipe argument is a file path or a name under distros/."""
+    """A recipe argument is a file path, or a name looked up in the user folders, then the built-in recipes."""
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or "/" in name_or_path:
         return candidate
-    path = DISTROS_DIR / f"{name_or_path}.toml"
-    if not path.exists():
-        names = ", ".join(p.stem for p in sorted(DISTROS_DIR.glob("*.toml")))
-        raise NotFoundError(f"no recipe named {name_or_path!r}", f"known recipes: {names}")
-    return path
+    folders = search_path()
+    for folder in folders:
+        path = folder.path / f"{name_or_path}.toml"
+        if path.exists():
+            return path
+    names = ", ".join(e.name for e in index())
+    where = " and ".join(f.label for f in folders)
+    raise NotFoundError(f"no recipe named {name_or_path!r} (looked in {where})", f"known recipes: {names}")
 
 
 def load(name_or_path: str | Path) -> Recipe:
@@ -309,4 +398,5 @@ def _repository(raw: dict[str, Any]) -> Repository:
 
 
 def all_recipes() -> list[Path]:
-    return sorted(DISTROS_DIR.glob("*.toml"))
+    """The recipe file of every name on the search path (a user recipe in place of a built-in one it shadows)."""
+    return [entry.path for entry in index()]

@@ -1,14 +1,17 @@
-"""Merged results of a build folder: results.json, junit.xml and summary.md, regenerated from every stage file
-after each stage (re-running one stage never erases another's results)."""
+"""Merged results of a build folder: results.json, junit.xml, summary.md and report.html, regenerated from every
+stage file after each stage (re-running one stage never erases another's results)."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from harness import htmlreport
 from harness.buildfolder import BuildFolder, write_json_atomic, write_text_atomic
 from harness.enums import Result
+from harness.evidence import MILESTONES, Boot, boots, record_evidence
 from harness.manifest import Manifest
 from harness.results import RECORDED_STAGES, Record, StageReport, load_stage, now
 
@@ -30,7 +33,8 @@ def write_stage(build: BuildFolder, report: StageReport,
 
 
 def merge(build: BuildFolder) -> dict[str, Any]:
-    """results.json + junit.xml + summary.md from every stage file present."""
+    """results.json + junit.xml + summary.md + report.html from every stage file present (report.html is best
+    effort: a rendering error is logged and the previous page kept)."""
     manifest = build.manifest()
     stages = {str(s): r for s in RECORDED_STAGES if (r := load_stage(build, s)) is not None}
     records = [r for report in stages.values() for r in report.records]
@@ -47,6 +51,7 @@ def merge(build: BuildFolder) -> dict[str, Any]:
     write_json_atomic(build.path / "results.json", results)
     write_text_atomic(build.path / "junit.xml", junit_xml(manifest, records))
     write_text_atomic(build.path / "summary.md", summary_markdown(manifest, stages))
+    htmlreport.write(build, manifest, stages)
     return results
 
 
@@ -82,14 +87,77 @@ def junit_xml(manifest: Manifest, records: Iterable[Record]) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def md_text(text: object, limit: int = 400) -> str:
+    """A guest's or recipe's text on one Markdown line: whitespace collapsed, no table break, no HTML, bounded."""
+    flat = re.sub(r"\s+", " ", str(text)).strip()
+    if len(flat) > limit:
+        flat = flat[:limit - 1] + "\u2026"
+    return flat.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def md_code(path: str) -> str:
+    return "`" + path.replace("`", "'") + "`"
+
+
+def _reason(record: Record) -> str:
+    if record.message:
+        return md_text(record.message)
+    return md_text(f"actual {record.actual or '-'}, required {record.required or '-'}")
+
+
+def _record_lines(title: str, records: list[Record], by_name: Mapping[str, Boot]) -> list[str]:
+    if not records:
+        return []
+    lines = ["", f"### {title}", ""]
+    for record in records:
+        where = f"/{record.where}" if record.where else ""
+        paths = ", ".join(md_code(p) for p in record_evidence(record, by_name))
+        lines.append(f"- **{md_text(record.stage + where)}: {md_text(record.check)}**: {_reason(record)}"
+                     + (f" (evidence: {paths})" if paths else ""))
+    return lines
+
+
+SUMMARY_MILESTONES = [(k, label) for k, label in MILESTONES if k != "goalstate_first_s"]
+
+
+def _timing_lines(found: list[Boot]) -> list[str]:
+    if not found:
+        return []
+    lines = ["", "### Boot timings (seconds from QEMU's start)", "",
+             "| boot | " + " | ".join(label for _, label in SUMMARY_MILESTONES) + " | evidence |",
+             "|---|" + "---|" * (len(SUMMARY_MILESTONES) + 1)]
+    for boot in found:
+        values = [f"{v:.1f}" if (v := boot.timings_s.get(k)) is not None else "-" for k, _ in SUMMARY_MILESTONES]
+        evidence = md_code(boot.evidence + "/") if boot.evidence else "-"
+        lines.append(f"| {md_text(boot.name)} | " + " | ".join(values) + f" | {evidence} |")
+    return lines
+
+
+def _history_lines(publish: StageReport | None) -> list[str]:
+    history = publish.details.get("history") if publish is not None else None
+    if not isinstance(history, list) or not history:
+        return []
+    lines = ["", "### Publish history", ""]
+    for entry in (e for e in history if isinstance(e, dict)):
+        versions = entry.get("versions")
+        made = ", ".join(f"{k} {v}" for k, v in versions.items()) if isinstance(versions, dict) else ""
+        text = f"{entry.get('time', '?')} {entry.get('target', '?')}: {entry.get('result', '?')}"
+        text += f", {made}" if made else ""
+        text += f"; {entry.get('message')}" if entry.get("message") else ""
+        lines.append(f"- {md_text(text)}")
+    return lines
+
+
 def summary_markdown(manifest: Manifest, stages: dict[str, StageReport]) -> str:
-    """A summary a CI job can post as-is."""
+    """A summary a CI job can post as-is: stages, every failed and warning check with its reason and evidence,
+    boot timings, the publish history."""
     lines = [
-        f"## harness: {manifest.recipe} build `{manifest.build_id}`",
+        f"## harness: {md_text(manifest.recipe)} build `{manifest.build_id}`",
         "",
         f"- kernel `{manifest.kernel_version}`, agent `{manifest.agent}`, "
         f"OS state `{manifest.os_state}`, disk {manifest.disk.size_mib} MiB",
         f"- content digest `{manifest.content_digest}`",
+        f"- full report: `{htmlreport.REPORT}` in the build folder (paths below are relative to it)",
         "",
         "| stage | result | passed | warnings | failed | skipped |",
         "|---|---|---|---|---|---|",
@@ -99,13 +167,14 @@ def summary_markdown(manifest: Manifest, stages: dict[str, StageReport]) -> str:
         verdict = "✅ passed" if report.passed else "❌ failed"
         lines.append(f"| {name} | {verdict} | {counts['Passed']} | {counts['Warning']} | "
                      f"{counts['Failed']} | {counts['Skipped']} |")
-    failed = [r for report in stages.values() for r in report.failed_records()]
-    if failed:
-        lines += ["", "### Failed checks", ""]
-        for record in failed:
-            where = f"/{record.where}" if record.where else ""
-            lines.append(f"- **{record.stage}{where}: {record.check}**: {record.message}")
+    found = boots(stages.get("verify"))
+    by_name = {b.name: b for b in found}
+    records = [r for report in stages.values() for r in report.records]
+    lines += _record_lines("Failed checks", [r for r in records if r.result == Result.FAILED], by_name)
+    lines += _record_lines("Warnings", [r for r in records if r.result == Result.WARNING], by_name)
+    lines += _timing_lines(found)
     publish = stages.get("publish")
+    lines += _history_lines(publish)
     if publish is not None and publish.details.get("version"):
         lines += ["", f"Published as `{publish.details.get('definition')}` version `{publish.details.get('version')}` "
                   f"in `{publish.details.get('target')}`."]

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.enums import Result, Stage, Verdict
+from harness.errors import NotFoundError
 
 if TYPE_CHECKING:
     from harness.buildfolder import BuildFolder
@@ -136,7 +137,28 @@ def load_stage(build: BuildFolder, stage: Stage | str) -> StageReport | None:
     data = read_json(path)
     if not isinstance(data, dict) or "stage" not in data:
         return None
-    return StageReport.from_json(data)
+    return report_from_json(data, path)
+
+
+_DAMAGED = (KeyError, TypeError, ValueError, AttributeError)  # what a hand-edited or damaged file raises on parsing
+
+
+def report_from_json(data: Any, where: object) -> StageReport:
+    """A stage report read from `where` (a stage file, or a gallery version's copy); NotFoundError when damaged."""
+    try:
+        return StageReport.from_json(data)
+    except _DAMAGED as exc:
+        raise NotFoundError(f"{where} is damaged: not a stage report ({type(exc).__name__}: {exc})",
+                            "delete it and rerun the stage") from exc
+
+
+def records_from_json(data: Any, where: object) -> list[Record]:
+    """The records of a results.json read from `where`; NotFoundError when damaged."""
+    try:
+        return [Record.from_json(r) for r in data.get("records", [])]
+    except _DAMAGED as exc:
+        raise NotFoundError(f"{where} is damaged: not a results file ({type(exc).__name__}: {exc})",
+                            "delete it and rerun the stage") from exc
 
 
 def stage_passed(build: BuildFolder, stage: Stage, digest: str, firmware: str | None = None) -> bool:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make setup`: install what is missing, quickly when everything is already there.
 #   - the Debian packages the harness uses on the host
-#   - a virtual environment in .venv with the package in editable mode (+ test tools)
+#   - a virtual environment in .venv with the package (azure-image-harness) in editable mode (+ test tools)
 #   - Azurite (the Azure Storage emulator) from npm into ./node_modules, for the publish tests
+# (Users who pip-install the package instead run `sudo harness doctor --install` for the Debian packages.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ APT_PACKAGES=(
   dnsmasq-base iproute2 uidmap debian-archive-keyring initramfs-tools-core zstd
   shellcheck python3-venv nodejs npm ca-certificates
   rpm createrepo-c dnf zypper dracut-core
+  chromium
 )
 
 missing=()
@@ -39,6 +41,9 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; t
   echo "setup: creating .venv"
   python3 -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
+  # The distribution was called `harness` before it became `azure-image-harness`: drop an old editable install,
+  # so one distribution owns the `harness` package and console script.
+  .venv/bin/python -m pip uninstall -q -y harness >/dev/null 2>&1 || true
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
 fi

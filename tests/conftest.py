@@ -91,6 +91,7 @@ CAPABILITIES: dict[str, Callable[[], str | None]] = {
     "qemu": lambda: _root() or _tools("qemu-system-x86_64", "qemu-img", "dnsmasq", "ip", "debugfs", "sfdisk"),
     "network": lambda: _tools("mmdebstrap") or _archive_reachable(),
     "azurite": lambda: _tools("node") or _azurite(),
+    "chromium": lambda: _tools("chromium"),
 }
 
 

@@ -15,7 +15,7 @@ from harness.builder.packages import package_set
 from harness.builder.settings import apply_to_text
 from harness.errors import BuildError, CommandError
 from harness.progress import LineProgress
-from harness.recipe import REPO_ROOT
+from harness.recipe import DISTROS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def keyring_path(ctx: BuildContext) -> Path | None:
         return None
     path = Path(keyring) if Path(keyring).is_absolute() else ctx.recipe.path.parent / keyring
     if not path.exists():
-        alt = REPO_ROOT / "distros" / keyring
+        alt = DISTROS_DIR / keyring  # a user recipe that extends a built-in one uses its keyring
         if alt.exists():
             return alt
         raise BuildError(f"keyring {keyring} named by recipe {ctx.recipe.name} does not exist",

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.authenticode import EfiBinary
+from harness.builder.efichain import EspPlan
 from harness.builder.layout import Layout
 from harness.log import Timings
 from harness.recipe import Recipe, Setting
@@ -52,6 +54,8 @@ class BuildContext:
     packages: list[dict[str, str]] = field(default_factory=list)
     settings: list[Setting] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    esp: EspPlan | None = None  # the ESP's files (builder/efichain.py)
+    efi_binaries: list[EfiBinary] = field(default_factory=list)
 
     @property
     def agent(self) -> str:

@@ -1,11 +1,11 @@
 """The customization program of a vendor image and the NoCloud seed that runs it (pure: unit-tested, shown by
 `harness build --plan`, shellchecked by the tests).
 
-One bash program is written to the guest: the build's variables, distros/common/settings.sh, the family's
-functions (distros/<family>/customize.sh), distros/common/seal.sh, the declared settings as calls, and
-distros/common/main.sh. cloud-init's runcmd starts it after cloud-final; it installs the agent, applies the
-settings, regenerates the initramfs and boot entries when their inputs changed, removes swap, seals, writes
-its facts (status, package list, kernel, root UUID) as a tar onto a small extra disk and powers off.
+One bash program is written to the guest: the build's variables, harness/distros/common/settings.sh, the
+family's functions (harness/distros/<family>/customize.sh), harness/distros/common/seal.sh, the declared settings
+as calls, and harness/distros/common/main.sh. cloud-init's runcmd starts it after cloud-final; it installs the
+agent, applies the settings, regenerates the initramfs and boot entries when their inputs changed, removes swap,
+seals, writes its facts (status, package list, kernel, root UUID) as a tar onto a small extra disk and powers off.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def environment(ctx: BuildContext, family: FamilyTraits) -> str:
 
 
 def setting_call(setting: Setting) -> str:
-    """One declared setting as a call of distros/common/settings.sh (same result as settings.apply_to_text)."""
+    """One declared setting as a call of harness/distros/common/settings.sh (same result as settings.apply_to_text)."""
     path = shlex.quote(setting.file)
     if setting.style == "file":
         value = setting.value.lstrip("\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 from pathlib import Path
 
@@ -66,14 +67,18 @@ def make_root_fs(ctx: BuildContext) -> None:
 
 
 def make_esp(ctx: BuildContext) -> None:
-    """FAT ESP with EFI/BOOT/BOOTX64.EFI, built as its own file and copied in keeping holes."""
+    """FAT ESP with the boot chain's files (EFI/BOOT/BOOTX64.EFI ...), built as its own file and copied in
+    keeping holes."""
+    assert ctx.esp is not None
     esp = ctx.layout.by_name("esp")
     image = ctx.work_dir / "esp.img"
     create_sparse(image, esp.size_bytes)
     serial = ctx.esp_serial.replace("-", "")
     proc.run(["mkfs.vfat", "-F", "32", "-n", "EFI", "-i", serial, str(image)])
-    proc.run(["mmd", "-i", str(image), "::/EFI", "::/EFI/BOOT"])
-    proc.run(["mcopy", "-i", str(image), str(ctx.boot_dir / "BOOTX64.EFI"), "::/EFI/BOOT/BOOTX64.EFI"])
+    folders = sorted({posixpath.dirname(p) for p in ctx.esp.files})
+    proc.run(["mmd", "-i", str(image), "::/EFI", *(f"::{f}" for f in folders if f != "/EFI")])
+    for esp_path, host in sorted(ctx.esp.files.items()):
+        proc.run(["mcopy", "-i", str(image), str(host), f"::{esp_path}"])
     _copy_into(image, ctx.disk_tmp, esp.start_bytes)
     image.unlink()
 
@@ -96,9 +101,13 @@ def _copy_into(src: Path, disk: Path, offset: int) -> None:
 
 
 def boot_files_exist(ctx: BuildContext) -> None:
-    for name in ("core.img", "boot.img", "BOOTX64.EFI"):
-        if not (ctx.boot_dir / name).exists():
-            raise BuildError(f"bootloader file {name} was not produced", "see the build log")
+    missing = [name for name in ("core.img", "boot.img") if not (ctx.boot_dir / name).exists()]
+    if ctx.esp is None:
+        missing.append("the ESP's boot chain")
+    else:
+        missing += [p for p, host in ctx.esp.files.items() if not host.is_file()]
+    if missing:
+        raise BuildError(f"bootloader files were not produced: {', '.join(missing)}", "see the build log")
 
 
 def partition_summary(disk: Path) -> list[dict[str, object]]:

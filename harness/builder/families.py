@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.builder.efichain import SignedChain
 from harness.enums import Family
 from harness.errors import HarnessError
 from harness.recipe import Setting
@@ -31,7 +32,7 @@ class FamilyTraits:
     package_db: str
     initramfs_modules_file: str
     initramfs_modules_style: str  # 'line': one module per line; 'dracut': an add_drivers drop-in
-    # The shell functions the customization boot of a vendor image runs (distros/<this>), see build/customize.py.
+    # The shell functions the customization boot of a vendor image runs (harness/distros/<this>, builder/customize.py).
     customize_snippet: str = ""
     # rpm families: where the host's rpm writes the target's database during the bootstrap, and the backend
     # the target's own rpm reads (the host writes sqlite; see zypper.py for the hand-over).
@@ -43,6 +44,9 @@ class FamilyTraits:
     # 'menuentry': a static entry for the kernel (grub-mkconfig style); 'blscfg': GRUB reads /boot/loader/entries,
     # so kernels installed later in the guest boot without regenerating grub.cfg.
     grub_cfg_style: str = "menuentry"
+    # Where the family's packages put shim (signed with Microsoft's UEFI CA), its signed GRUB and MokManager: the
+    # Secure Boot chain the ESP gets when the image has them (builder/efichain.py).
+    signed_chain: SignedChain | None = None
 
     def cmdline_setting(self, cmdline: str) -> Setting:
         return Setting(
@@ -80,6 +84,10 @@ APT = FamilyTraits(
     initramfs_modules_file="/etc/initramfs-tools/modules",
     initramfs_modules_style="line",
     customize_snippet="apt/customize.sh",
+    # shim-signed (Debian: .signed; Ubuntu: .signed.latest), grub-efi-amd64-signed, shim-helpers-amd64-signed
+    signed_chain=SignedChain(shim=("/usr/lib/shim/shimx64.efi.signed", "/usr/lib/shim/shimx64.efi.signed.latest"),
+                             grub=("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",),
+                             mok_manager=("/usr/lib/shim/mmx64.efi.signed", "/usr/lib/shim/mmx64.efi")),
 )
 
 DNF = FamilyTraits(
@@ -103,6 +111,9 @@ DNF = FamilyTraits(
     rpmdb_backend="sqlite",
     kernel_cmdline_file="/etc/kernel/cmdline",
     grub_cfg_style="blscfg",
+    # shim-x64 and grub2-efi-x64 install into the ESP's mount point, /boot/efi/EFI/<vendor>/
+    signed_chain=SignedChain(shim=("/boot/efi/EFI/*/shimx64.efi",), grub=("/boot/efi/EFI/*/grubx64.efi",),
+                             mok_manager=("/boot/efi/EFI/*/mmx64.efi",)),
 )
 
 ZYPPER = FamilyTraits(
@@ -125,6 +136,9 @@ ZYPPER = FamilyTraits(
     # SUSE 15 keeps the database in /usr/lib/sysimage/rpm (/var/lib/rpm links there) and its rpm has no sqlite.
     rpm_dbpath="/usr/lib/sysimage/rpm",
     rpmdb_backend="ndb",
+    # shim and grub2-x86_64-efi keep their signed binaries here (shim-install copies them to the ESP)
+    signed_chain=SignedChain(shim=("/usr/share/efi/x86_64/shim.efi",), grub=("/usr/share/efi/x86_64/grub.efi",),
+                             mok_manager=("/usr/share/efi/x86_64/MokManager.efi",)),
 )
 
 FAMILIES: dict[str, FamilyTraits] = {f.name: f for f in (APT, DNF, ZYPPER)}

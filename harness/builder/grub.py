@@ -2,7 +2,8 @@
 
 What `grub-bios-setup` does, done on a plain file (reference/rootless-disk.md): boot.img's code in
 sector 0 pointing at core.img, core.img in the BIOS boot partition with its blocklist patched.
-UEFI boots EFI/BOOT/BOOTX64.EFI, the removable-media path that needs no NVRAM entry.
+UEFI boots EFI/BOOT/BOOTX64.EFI, the removable-media path that needs no NVRAM entry: the distro's signed shim ->
+GRUB chain when the image has it (efichain.py), else the image grub-mkimage makes here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import struct
 from pathlib import Path
 
 from harness import proc
+from harness.builder import efichain
 from harness.builder.context import BuildContext
 from harness.builder.families import FamilyTraits
 from harness.builder.guestroot import GuestRoot
@@ -61,10 +63,13 @@ def _header(ctx: BuildContext, family: FamilyTraits, defaults: dict[str, str]) -
         "set default=0",
         f"set timeout={defaults.get('GRUB_TIMEOUT', '1')}",
     ]
+    terminals = [f"terminal_input {terminal}", f"terminal_output {terminal}"]
     if "serial" in terminal.split():
-        lines.append(defaults.get("GRUB_SERIAL_COMMAND", "serial --speed=115200 --unit=0"))
-    return [*lines, f"terminal_input {terminal}", f"terminal_output {terminal}",
-            f"search --no-floppy --fs-uuid --set=root {ctx.root_uuid}"]
+        # A signed GRUB may lack the serial module (Ubuntu's); under Secure Boot it cannot load it, and the UEFI
+        # console is mirrored to the serial port anyway: only switch terminals when the port is set up.
+        serial = defaults.get("GRUB_SERIAL_COMMAND", "serial --speed=115200 --unit=0")
+        terminals = [f"if {serial}; then", *(f"    {line}" for line in terminals), "fi"]
+    return [*lines, *terminals, f"search --no-floppy --fs-uuid --set=root {ctx.root_uuid}"]
 
 
 def _menuentry(ctx: BuildContext, family: FamilyTraits, version: str, defaults: dict[str, str]) -> list[str]:
@@ -119,6 +124,10 @@ def install_files(ctx: BuildContext, family: FamilyTraits, defaults: dict[str, s
         shutil.copytree(root.path(f"{family.grub_lib}/{platform}"), root.path(f"{family.grub_dir}/{platform}"),
                         ignore=shutil.ignore_patterns("*.image", "*.module", "*.exec", "gdb_*", "gmodule.pl"))
     root.write_text(f"{family.grub_dir}/grub.cfg", grub_cfg(ctx, family, version, defaults))
+    stub = ctx.boot_dir / efichain.STUB
+    stub.write_text(early_config(ctx.root_uuid, family.grub_dir), encoding="utf-8")
+    ctx.esp = efichain.plan_esp(root, family.signed_chain, ctx.boot_dir / "BOOTX64.EFI", stub)
+    ctx.efi_binaries = efichain.describe(ctx.esp, root, version)
     return version
 
 

@@ -96,8 +96,11 @@ class GuestRoot:
             raise BuildError(f"image path {guest_path} is a directory", "the recipe names a folder as a file")
         keep = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
         tmp = target.with_name(f".{target.name}.harness-tmp")
+        tmp.unlink(missing_ok=True)  # the image may hold a symlink of that name: never write through it
         try:
-            tmp.write_text(text, encoding="utf-8")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
             os.chmod(tmp, mode if mode is not None else keep if keep is not None else 0o644)
             os.replace(tmp, target)
         finally:

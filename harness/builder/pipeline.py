@@ -49,7 +49,7 @@ DISK_TOOLS = ("sfdisk", "mkfs.ext4", "mkfs.vfat", "mmd", "mcopy", "chroot", "sys
 VENDOR_TOOLS = ("qemu-img", "qemu-system-x86_64", "sfdisk", "dnsmasq", "ip", "unshare", "nsenter")
 MIN_FREE_BYTES = 3 * 1024**3
 BUILD_SOURCES = Path(__file__).resolve().parent
-SNIPPETS = BUILD_SOURCES.parent.parent / "distros"
+SNIPPETS = BUILD_SOURCES.parent / "distros"  # package data: harness/distros/<family>/*.sh
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def preflight(ctx: BuildContext) -> None:
 # Cache key and hits.
 
 def _sources_digest() -> str:
-    """The build code: harness/builder/*.py and the customization snippets under distros/<family>/."""
+    """The build code: harness/builder/*.py and the customization snippets under harness/distros/<family>/."""
     digest = hashlib.sha256()
     for path in [*sorted(BUILD_SOURCES.glob("*.py")), *sorted(SNIPPETS.glob("*/*.sh"))]:
         digest.update(path.name.encode() + path.read_bytes())
@@ -273,7 +273,8 @@ def make_manifest(ctx: BuildContext, digest: str, stamp: DiskStamp) -> Manifest:
         mirror=ctx.mirror or "default", kernel_version=ctx.kernel_version, kernel_cmdline=recipe.kernel_cmdline,
         packages=tuple(Package.from_json(p) for p in ctx.packages),
         settings=tuple(DeclaredSetting(s.file, s.key, s.value, s.style, s.reason) for s in ctx.settings),
-        timings_s=dict(ctx.timings.steps))
+        timings_s=dict(ctx.timings.steps), efi_binaries=tuple(ctx.efi_binaries),
+        boot_chain="" if ctx.esp is None else "signed" if ctx.esp.signed else "unsigned")
 
 
 def finalize(ctx: BuildContext) -> BuildFolder:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from harness.builder.context import BuildOptions
 from harness.enums import Accel, Agent, Firmware, KeepPolicy, Platform, expand, values
@@ -49,10 +50,14 @@ def add_verify_arguments(p: argparse.ArgumentParser) -> None:
     add_boot_arguments(p)
     p.add_argument("--parallel", type=int, default=0, metavar="N",
                    help="boots to run side by side (default: one per CPU core)")
+    p.add_argument("--tests", action="append", default=[], type=Path, metavar="PATH",
+                   help="your own pytest checks (a file or folder), run inside each boot with the harness "
+                        "fixtures (ssh, vm, azure_platform, harness_build); a failing test fails verify "
+                        "(repeatable)")
 
 
 def verify_options(args: argparse.Namespace) -> VerifyOptions:
     return VerifyOptions(firmwares=expand(Firmware, args.firmware, every=BOTH),
                          platforms=expand(Platform, args.platform, every=ALL), keep=KeepPolicy(args.keep),
                          faults=tuple(args.fault), timeout_s=args.timeout_s, accel=Accel(args.accel),
-                         parallel=args.parallel)
+                         parallel=args.parallel, tests=tuple(p.absolute() for p in args.tests))

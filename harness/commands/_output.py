@@ -13,6 +13,16 @@ def emit_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def human_size(size_bytes: int) -> str:
+    """1288490189 -> '1.2 GiB' (binary units; --json keeps the exact bytes)."""
+    size = float(size_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size_bytes} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A table on stdout; rich formatting on a terminal, aligned plain text otherwise."""
     from rich.console import Console

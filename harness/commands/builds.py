@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.buildfolder import BuildFolder, list_builds
-from harness.commands._output import emit_json, table
+from harness.commands._output import emit_json, human_size, table
 from harness.digest import allocated_bytes
 from harness.enums import Stage
 from harness.errors import HarnessError
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bsub = p.add_subparsers(dest="builds_command", metavar="ACTION", required=True)
     lst = bsub.add_parser("list", help="every build with its stage results")
     lst.add_argument("recipe", nargs="?", help="only this recipe")
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help="print the list as JSON (sizes in exact bytes)")
     lst.set_defaults(func=list_command)
     prune = bsub.add_parser("prune", help="delete all but the newest N builds per recipe, and stale scratch folders")
     prune.add_argument("--keep", type=int, required=True, metavar="N", help="builds to keep per recipe")
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     prune.add_argument("--include-published", action="store_true",
                        help="also delete builds that were published or that a gallery version came from")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
-    prune.add_argument("--json", action="store_true")
+    prune.add_argument("--json", action="store_true", help="print what was (or would be) deleted as JSON")
     prune.set_defaults(func=prune_command)
 
 
@@ -46,7 +46,12 @@ def _stage_result(build: BuildFolder, stage: Stage) -> str:
 
 
 def describe(build: BuildFolder) -> dict[str, Any]:
-    manifest = build.manifest()
+    try:
+        manifest = build.manifest()
+    except HarnessError as exc:  # one damaged build must not hide the others
+        return {"recipe": build.recipe_name, "build_id": build.build_id, "path": str(build.path), "created": "",
+                "agent": "", "os_state": "", "disk": "unreadable", "allocated_bytes": 0, "kernel": "",
+                "check": "-", "verify": "-", "publish": "-", "error": exc.message}
     try:
         disk = build.disk()
         disk_name, allocated = disk.name, allocated_bytes(disk)
@@ -66,8 +71,8 @@ def list_command(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(rows)
     else:
-        table("builds", ["recipe", "build id", "agent", "disk", "MiB used", "kernel", "check", "verify", "publish"],
-              [[r["recipe"], r["build_id"], r["agent"], r["disk"], round(r["allocated_bytes"] / 2**20), r["kernel"],
+        table("builds", ["recipe", "build id", "agent", "disk", "used", "kernel", "check", "verify", "publish"],
+              [[r["recipe"], r["build_id"], r["agent"], r["disk"], human_size(r["allocated_bytes"]), r["kernel"],
                 r["check"], r["verify"], r["publish"]] for r in rows])
     return 0
 

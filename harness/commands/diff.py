@@ -15,11 +15,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Compare BUILD_A (older) with BUILD_B (newer). With only one build, compare the "
                                    "latest version published in the local gallery for the same image definition "
                                    "with that build.")
-    p.add_argument("build_a", metavar="BUILD_A")
-    p.add_argument("build_b", metavar="BUILD_B", nargs="?")
+    p.add_argument("build_a", metavar="BUILD_A", help="the older build: a folder or RECIPE[@BUILD_ID|@latest]")
+    p.add_argument("build_b", metavar="BUILD_B", nargs="?",
+                   help="the newer build (default: compare BUILD_A with the latest gallery version)")
     p.add_argument("--gallery", default="gallery", metavar="PATH", help="local gallery for the one-build form")
     p.add_argument("--definition", metavar="NAME", help="definition to compare against (default: the build's gen1)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the differences as JSON")
     p.set_defaults(func=run)
 
 

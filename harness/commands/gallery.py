@@ -1,8 +1,9 @@
-"""`harness gallery list|show|delete`: inspect and prune a local gallery."""
+"""`harness gallery list|show|delete|report`: inspect and prune a local gallery, write its HTML index."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from harness.commands._output import emit_json, table
@@ -20,7 +21,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     delete = gsub.add_parser("delete", help="remove one image version (atomically)")
     delete.add_argument("item", metavar="DEFINITION/VERSION")
     delete.add_argument("--yes", action="store_true", help="also delete the version that is currently latest")
-    for action, func in ((lst, list_gallery), (show, show_item), (delete, delete_version)):
+    report = gsub.add_parser("report", help="write an HTML index of the gallery with each version's results")
+    report.add_argument("-o", "--output", metavar="FILE", help="the page to write (default <gallery>/index.html)")
+    for action, func in ((lst, list_gallery), (show, show_item), (delete, delete_version),
+                         (report, gallery_report)):
         action.add_argument("--gallery", default=str(DEFAULT_GALLERY), metavar="PATH",
                             help=f"gallery folder (default ./{DEFAULT_GALLERY})")
         action.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -117,4 +121,15 @@ def delete_version(args: argparse.Namespace) -> int:
         emit_json({"deleted": {"definition": name, "version": removed.version}, "latest": latest})
     else:
         print(f"deleted {name}/{removed.version}; latest is now {latest or 'none'}")
+    return 0
+
+
+def gallery_report(args: argparse.Namespace) -> int:
+    from harness.galleryindex import write_index
+
+    path, data = write_index(LocalGallery.at(args.gallery), Path(args.output) if args.output else None)
+    if args.json:
+        emit_json(data)
+    else:
+        print(f"wrote {path} ({len(data['definitions'])} definitions, {sum(data['definitions'].values())} versions)")
     return 0

@@ -69,16 +69,17 @@ def add_azure_arguments(parser: argparse.ArgumentParser) -> None:
                                help=s.help)
 
 
-def azure_target(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> AzureTarget:
+def azure_target(args: argparse.Namespace, env: Mapping[str, str] | None = None, *,
+                 needs_storage: bool = True) -> AzureTarget:
     """AzureTarget from the parsed flags, the environment and --azure-config (flags > environment > TOML)."""
     environ = os.environ if env is None else env
     config = getattr(args, "azure_config", None) or environ.get("HARNESS_AZURE_CONFIG")
     table = load_toml(Path(config)) if config else {}
     flags = {s.name: getattr(args, f"azure_{s.name}", None) for s in SETTINGS}
-    return resolve(flags, environ, table, f"{config} [azure]" if config else "[azure]")
+    return resolve(flags, environ, table, f"{config} [azure]" if config else "[azure]", needs_storage=needs_storage)
 
 
-def _require_azure() -> None:
+def require_azure() -> None:
     """The Azure target and its SDK import, before any setting is read or anything is written."""
     for module in (AZURE_MODULE, "azure.mgmt.compute", "azure.storage.blob"):
         try:
@@ -86,7 +87,7 @@ def _require_azure() -> None:
         except ImportError as exc:
             missing = getattr(exc, "name", None) or module
             raise HarnessError(f"--to azure is not available: module {missing} is missing",
-                               "reinstall the harness with its dependencies (pip install harness), "
+                               "reinstall the harness with its dependencies (pip install azure-image-harness), "
                                "or publish to a local gallery (--to local:PATH)") from exc
 
 
@@ -96,7 +97,7 @@ def parse_target(text: str, args: argparse.Namespace) -> LocalTarget | AzureTarg
     if kind == "local":
         return LocalTarget(Path(rest or "gallery"))
     if kind == "azure" and not rest:
-        _require_azure()
+        require_azure()
         return azure_target(args)
     raise UsageError(f"unknown publish target {text!r}", "use --to local:PATH or --to azure")
 

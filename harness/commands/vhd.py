@@ -8,9 +8,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness import vhd
-from harness.commands._output import emit_json
+from harness.commands._output import emit_json, human_size
 from harness.enums import Result
 from harness.errors import NotFoundError
+
+SIZE_FIELDS = ("original_size", "current_size")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,13 +31,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     conv.set_defaults(func=convert)
 
     val = vsub.add_parser("validate", help="check a VHD against Azure's rules (exit 1 if any rule fails)")
-    val.add_argument("file", type=Path, metavar="FILE")
+    val.add_argument("file", type=Path, metavar="FILE", help="the VHD file to check")
     val.add_argument("--json", action="store_true", help="print the result as JSON")
     val.set_defaults(func=validate)
 
     ins = vsub.add_parser("inspect", help="print the fields of a VHD footer")
-    ins.add_argument("file", type=Path, metavar="FILE")
-    ins.add_argument("--json", action="store_true", help="print the result as JSON")
+    ins.add_argument("file", type=Path, metavar="FILE", help="the VHD file to read")
+    ins.add_argument("--json", action="store_true", help="print the result as JSON (sizes in exact bytes)")
     ins.set_defaults(func=inspect)
 
 
@@ -104,5 +106,7 @@ def inspect(args: argparse.Namespace) -> int:
         width = max(len(k) for k in fields)
         for key, value in fields.items():
             shown = "/".join(str(v) for v in value) if isinstance(value, list) else value
+            if key in SIZE_FIELDS and isinstance(value, int):
+                shown = f"{human_size(value)} ({value} bytes)"
             print(f"  {key:<{width}}  {shown}")
     return 0

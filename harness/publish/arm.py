@@ -173,6 +173,38 @@ class Arm:
                           lambda: self.client.gallery_image_versions.begin_create_or_update(
                               self.rg, gallery, definition, version, body))
 
+    def list_definitions(self, gallery: str) -> list[str]:
+        """The image definitions of a gallery, by name ([] when the gallery does not exist)."""
+        found = self._get(f"listing image definitions of {gallery}",
+                          lambda: list(self.client.gallery_images.list_by_gallery(self.rg, gallery)))
+        return sorted(str(d.name) for d in found or [])
+
+    def include_in_latest(self, gallery: str, definition: str, version: str) -> Any:
+        """Clear exclude-from-latest on a version (and on each of its target regions) with a PATCH of its
+        publishing profile; the content and the rest of the profile stay as they are."""
+        what = f"image version {gallery}/{definition}/{version}"
+        found = self.get_version(gallery, definition, version)
+        if found is None:
+            raise PublishError(f"{what} does not exist", "check the definition and version (harness promote "
+                               "DEFINITION/VERSION)")
+        profile = found.publishing_profile
+        regions = [m.TargetRegion(name=r.name, regional_replica_count=r.regional_replica_count,
+                                  storage_account_type=r.storage_account_type, encryption=r.encryption,
+                                  exclude_from_latest=False if r.exclude_from_latest else None)
+                   for r in (getattr(profile, "target_regions", None) or [])]
+        # The model types storage_profile as required (a create needs it); an update leaves the content alone.
+        properties = m.GalleryImageVersionProperties(  # type: ignore[call-overload]
+            publishing_profile=m.GalleryImageVersionPublishingProfile(
+                exclude_from_latest=False, target_regions=regions or None))
+        body = m.GalleryImageVersionUpdate(properties=properties)
+        return self._wait(f"promoting {what}", lambda: self.client.gallery_image_versions.begin_update(
+            self.rg, gallery, definition, version, body))
+
+    def delete_version(self, gallery: str, definition: str, version: str) -> None:
+        """Delete one image version (a long-running operation)."""
+        self._wait(f"deleting image version {gallery}/{definition}/{version}",
+                   lambda: self.client.gallery_image_versions.begin_delete(self.rg, gallery, definition, version))
+
     # -- managed image ----------------------------------------------------------------------------
 
     def get_image(self, name: str) -> Any | None:

@@ -199,8 +199,10 @@ def _convert(setting: Setting, value: Any, source: str, problems: list[str]) -> 
 
 
 def resolve(flags: Mapping[str, Any], env: Mapping[str, str], table: Mapping[str, Any],
-            source_name: str = "[azure]") -> AzureTarget:
-    """Merge flags > environment > TOML table > defaults into an AzureTarget, reporting every problem at once."""
+            source_name: str = "[azure]", *, needs_storage: bool = True) -> AzureTarget:
+    """Merge flags > environment > TOML table > defaults into an AzureTarget, reporting every problem at once.
+
+    `needs_storage=False` (promote: no upload) does not ask for a storage account."""
     problems = [f"{source_name}: unknown key {key!r} (known: {', '.join(BY_NAME)})" for key in table
                 if key not in BY_NAME]
     values: dict[str, Any] = {}
@@ -218,7 +220,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str], table: Mapping[str
         values[s.name] = _convert(s, value, source, problems)
         if s.choices and values[s.name] not in s.choices:
             problems.append(f"{source}: {values[s.name]!r} is not one of {', '.join(s.choices)}")
-    problems += _check(values)
+    problems += _check(values, needs_storage)
     if problems:
         raise PublishError("Azure settings are incomplete or invalid: " + "; ".join(problems),
                            "set them with flags, HARNESS_AZURE_<NAME> variables or an [azure] table "
@@ -231,12 +233,12 @@ def _where(name: str) -> str:
     return f"{s.flag}, {s.env_names[-1]} or {name} in [azure]"
 
 
-def _check(v: dict[str, Any]) -> list[str]:
+def _check(v: dict[str, Any], needs_storage: bool = True) -> list[str]:
     problems = [f"{name} is missing (set {_where(name)})"
                 for name in ("subscription_id", "resource_group", "location") if not v.get(name)]
     if v["kind"] == "gallery" and not v.get("gallery"):
         problems.append(f"gallery is missing for --azure-target gallery (set {_where('gallery')})")
-    needs_blob = v["kind"] != "disk" or v["disk_source"] == "blob"
+    needs_blob = needs_storage and (v["kind"] != "disk" or v["disk_source"] == "blob")
     if needs_blob and not (v.get("storage_account") or v.get("storage_connection_string")
                            or v.get("storage_account_url")):
         problems.append("no storage account for the VHD blob (set --storage-account, --storage-account-url or "

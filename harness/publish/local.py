@@ -4,7 +4,8 @@
     <gallery>/<definition>/definition.json        publisher/offer/SKU, OS state, generation, architecture
     <gallery>/<definition>/.lock                  fcntl lock: one writer per definition at a time
     <gallery>/<definition>/<version>/             immutable: version.json, disk.vhd, manifest.json,
-                                                  results.json (if the build had one), content-digest.txt
+                                                  content-digest.txt, and the build's results.json,
+                                                  check.json and verify.json (those it has)
     <gallery>/<definition>/<version>/regions/<region>/replica-<N>.vhd    hard links (or reflinks) of disk.vhd
 
 A version is staged in `<definition>/.staging-*` and renamed into place, so it is complete or absent;
@@ -14,6 +15,7 @@ removes the ones already renamed.
 The VHD enters the gallery as a reflink when the file system can, else as a sparse copy (only the
 data extents are copied). It is never hard-linked to the build's disk.vhd: the gallery must stay
 immutable when the build folder is pruned or re-converted, and a shared inode would tie them.
+The file-level machinery (copies, replicas, locks, staging, rollback) is in localstore.py.
 """
 
 from __future__ import annotations
@@ -21,22 +23,35 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import fcntl
 import json
 import logging
 import os
-import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.buildfolder import MANIFEST, VHD, read_json, write_json_atomic
-from harness.digest import allocated_bytes, sparse_copy
+from harness.digest import allocated_bytes
 from harness.errors import NotFoundError, PublishError, UsageError
 from harness.publish import versions
+from harness.publish.localstore import (
+    LOCK_FILE,
+    STAGING_PREFIX,
+    TOMBSTONE_PREFIX,
+    Planned,
+    clone_or_copy,
+    fsync_dir,
+    install,
+    locked,
+    remove_version,
+    replicate,
+    sweep,
+    token,
+    undo_all,
+)
 from harness.publish.model import (
     ImageDefinition,
     ImageVersion,
@@ -47,6 +62,10 @@ from harness.publish.model import (
 )
 from harness.results import now
 
+# Tests replace clone_or_copy, replicate and install here: LocalGallery looks them up in this module at call time.
+__all__ = ["DEFAULT_GALLERY", "GALLERY_FILE", "LOCK_FILE", "STAGING_PREFIX", "TOMBSTONE_PREFIX", "LocalGallery",
+           "clone_or_copy", "install", "replicate"]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_GALLERY = Path("gallery")
@@ -55,75 +74,7 @@ DEFINITION_FILE = "definition.json"
 VERSION_FILE = "version.json"
 DIGEST_FILE = "content-digest.txt"
 RESULTS = "results.json"
-LOCK_FILE = ".lock"
-STAGING_PREFIX = ".staging-"
-TOMBSTONE_PREFIX = ".deleted-"
-FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int)
-# errno values meaning "this file system cannot do that here", after which we fall back.
-_NO_CLONE = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EBADF}
-_NO_LINK = {errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS}
-
-
-def reflink(src: Path, dst: Path) -> bool:
-    """Clone src to a new dst sharing extents (FICLONE); False (and no dst) when unsupported."""
-    with src.open("rb") as fin, dst.open("xb") as fout:
-        try:
-            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
-            return True
-        except OSError as exc:
-            if exc.errno not in _NO_CLONE:
-                raise
-    dst.unlink()
-    return False
-
-
-def clone_or_copy(src: Path, dst: Path) -> str:
-    """Copy a (sparse) file keeping holes: reflink if possible, else copy its data extents only."""
-    if reflink(src, dst):
-        return "reflink"
-    sparse_copy(src, dst)
-    return "sparse-copy"
-
-
-def replicate(src: Path, dst: Path) -> str:
-    """A replica sharing storage with src: hard link, else reflink, else sparse copy."""
-    try:
-        os.link(src, dst)
-        return "hardlink"
-    except OSError as exc:
-        if exc.errno not in _NO_LINK:
-            raise
-    return clone_or_copy(src, dst)
-
-
-def install(staging: Path, final: Path) -> None:
-    """Rename a staged folder into place; fails if final exists (a version is never overwritten)."""
-    if final.exists():
-        raise PublishError(f"{final} already exists", "versions are immutable; pick another version")
-    os.rename(staging, final)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def locked(definition_dir: Path) -> Iterator[None]:
-    """Exclusive lock on one definition: concurrent publishers and deleters take turns."""
-    fd = os.open(definition_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
-
-
-def _token() -> str:
-    return f"{os.getpid()}-{secrets.token_hex(4)}"
+R = TypeVar("R")
 
 
 def _check_fits(existing: ImageDefinition, wanted: ImageDefinition) -> None:
@@ -134,50 +85,6 @@ def _check_fits(existing: ImageDefinition, wanted: ImageDefinition) -> None:
         hint = ("publish to a matching definition with --definition NAME"
                 + (f", or omit --definition to use {default!r}" if default != wanted.name else ""))
         raise PublishError(f"image definition {wanted.name!r} does not fit this build: {'; '.join(problems)}", hint)
-
-
-@dataclass
-class _Planned:
-    """One definition's part of a publish: a no-op, or a version to stage (staging) and commit (final)."""
-
-    wanted: ImageDefinition
-    folder: Path
-    version: str
-    noop: PublishOutcome | None = None
-    staging: Path | None = None
-
-    @property
-    def final(self) -> Path:
-        return self.folder / self.version
-
-    def staging_path(self) -> Path:
-        assert self.staging is not None, "staged before committing"
-        return self.staging
-
-    def outcome(self) -> PublishOutcome:
-        return self.noop or PublishOutcome(self.wanted.name, self.version, True, str(self.final))
-
-
-def _undo_one(plan: _Planned) -> None:
-    """Remove a staging folder, or (once renamed into place) the committed version via a tombstone.
-
-    Only called under the definition's lock after deciding the version was new, so a final folder without its
-    staging folder is the one this publish renamed into place.
-    """
-    if plan.staging is None:
-        return
-    if plan.staging.exists():
-        shutil.rmtree(plan.staging)
-        return
-    if not plan.final.exists():
-        return
-    tombstone = plan.folder / f"{TOMBSTONE_PREFIX}{plan.version}-{_token()}"
-    os.rename(plan.final, tombstone)
-    _fsync_dir(plan.folder)
-    try:
-        shutil.rmtree(tombstone)
-    except OSError as exc:  # the version is already gone; the next locked call sweeps the rest
-        log.warning("could not remove %s (%s); it will be removed later", tombstone, exc)
 
 
 def _check_staged(staging: Path, request: PublishRequest, version: str) -> None:
@@ -224,24 +131,21 @@ def _write_problem(path: Path) -> str | None:
 _DAMAGED = "restore the file from a backup, or remove that definition or version folder by hand"
 
 
-def _read_definition(path: Path) -> ImageDefinition:
-    """definition.json, or one clear error when it is not one (a list, missing keys, wrong types)."""
+def _read_record(path: Path, parse: Callable[[Any], R], what: str) -> R:
+    """One gallery JSON record, or one clear error when it is not one (a list, missing keys, wrong types)."""
     data = read_json(path)
     try:
-        return ImageDefinition.from_json(data)
+        return parse(data)
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise NotFoundError(f"{path} is damaged: not an image definition ({type(exc).__name__}: {exc})",
-                            _DAMAGED) from exc
+        raise NotFoundError(f"{path} is damaged: not an {what} ({type(exc).__name__}: {exc})", _DAMAGED) from exc
+
+
+def _read_definition(path: Path) -> ImageDefinition:
+    return _read_record(path, ImageDefinition.from_json, "image definition")
 
 
 def _read_version(path: Path) -> ImageVersion:
-    """version.json, or one clear error when it is not one."""
-    data = read_json(path)
-    try:
-        return ImageVersion.from_json(data)
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise NotFoundError(f"{path} is damaged: not an image version ({type(exc).__name__}: {exc})",
-                            _DAMAGED) from exc
+    return _read_record(path, ImageVersion.from_json, "image version")
 
 
 @dataclass(frozen=True)
@@ -338,7 +242,7 @@ class LocalGallery:
         final = self.path / GALLERY_FILE
         if final.exists():
             return
-        tmp = self.path / f"{STAGING_PREFIX}{GALLERY_FILE}-{_token()}"
+        tmp = self.path / f"{STAGING_PREFIX}{GALLERY_FILE}-{token()}"
         try:
             tmp.write_text(json.dumps({"schema": 1, "name": self.path.name, "kind": "local", "created": now()},
                                       indent=2) + "\n", encoding="utf-8")
@@ -353,7 +257,7 @@ class LocalGallery:
         self.ensure()
         folder = self.definition_dir(wanted.name)
         if not (folder / DEFINITION_FILE).exists():
-            staging = self.path / f"{STAGING_PREFIX}def-{wanted.name}-{_token()}"
+            staging = self.path / f"{STAGING_PREFIX}def-{wanted.name}-{token()}"
             staging.mkdir()
             write_json_atomic(staging / DEFINITION_FILE, {**wanted.to_json(), "created": now()})
             try:
@@ -385,11 +289,11 @@ class LocalGallery:
                 for plan in pending:
                     install(plan.staging_path(), plan.final)
             except BaseException as exc:
-                self._undo(pending, exc)
+                undo_all(pending, exc)
                 raise
             finally:
                 for folder in {p.folder for p in pending}:
-                    _fsync_dir(folder)
+                    fsync_dir(folder)
         for plan in pending:
             log.info("published %s version %s to %s", plan.wanted.name, plan.version, self.path)
         return [plan.outcome() for plan in plans]
@@ -416,11 +320,11 @@ class LocalGallery:
         with contextlib.ExitStack() as stack:
             for folder in sorted(set(folders)):
                 stack.enter_context(locked(folder))
-                self._sweep(folder)
+                sweep(folder)
             yield
 
     def _decide(self, wanted: ImageDefinition, request: PublishRequest,
-                today: time.struct_time | None) -> _Planned:
+                today: time.struct_time | None) -> Planned:
         """Under the lock: the same content already there (a no-op), a taken version (refused), or a new one."""
         folder = self.definition_dir(wanted.name)
         items = self.versions(wanted.name)
@@ -429,31 +333,19 @@ class LocalGallery:
             note = f"content already published as version {same.version}"
             if request.version != "auto" and not versions.same_version(request.version, same.version):
                 note += f"; version {request.version} was not created"
-            return _Planned(wanted, folder, same.version,
-                            noop=PublishOutcome(wanted.name, same.version, False, str(folder / same.version), note))
+            return Planned(wanted, folder, same.version,
+                           noop=PublishOutcome(wanted.name, same.version, False, str(folder / same.version), note))
         self._refuse_taken(wanted.name, request.version, items)
         version = (versions.auto([v.version for v in items], today) if request.version == "auto"
                    else request.version)
-        return _Planned(wanted, folder, version)
+        return Planned(wanted, folder, version)
 
-    def _stage_checked(self, plan: _Planned, request: PublishRequest) -> None:
+    def _stage_checked(self, plan: Planned, request: PublishRequest) -> None:
         """Write the version into a fresh staging folder and read it back."""
-        plan.staging = plan.folder / f"{STAGING_PREFIX}{plan.version}-{_token()}"
+        plan.staging = plan.folder / f"{STAGING_PREFIX}{plan.version}-{token()}"
         plan.staging.mkdir()
         self._stage(plan.staging, plan.wanted, request, plan.version)
         _check_staged(plan.staging, request, plan.version)
-
-    def _undo(self, pending: list[_Planned], cause: BaseException) -> None:
-        """Remove every staging folder and every version this publish already renamed into place."""
-        failures = []
-        for plan in pending:
-            try:
-                _undo_one(plan)
-            except OSError as exc:
-                failures.append(f"{plan.final}: {exc.strerror or exc}")
-        if failures:
-            raise PublishError(f"publishing failed ({cause}) and could not be undone: {'; '.join(failures)}",
-                               "delete those versions with 'harness gallery delete' before publishing again")
 
     def _stage(self, staging: Path, wanted: ImageDefinition, request: PublishRequest, version: str) -> None:
         """Fill a staging folder with everything a version holds; version.json last."""
@@ -461,7 +353,8 @@ class LocalGallery:
         manifest = build.manifest()
         copy_method = clone_or_copy(request.vhd, staging / VHD)
         shutil.copyfile(build.manifest_path, staging / MANIFEST)
-        for name in (RESULTS, "check.json", "verify.json"):  # the evidence the gate and `harness diff` read
+        # the evidence the gate and `harness diff` read, and the page `harness gallery report` links to
+        for name in (RESULTS, "check.json", "verify.json", "report.html"):
             if (build.path / name).exists():
                 shutil.copyfile(build.path / name, staging / name)
         (staging / DIGEST_FILE).write_text(request.content_digest + "\n", encoding="utf-8")
@@ -489,14 +382,7 @@ class LocalGallery:
         for path in (staging / VHD, staging / VERSION_FILE):
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())
-        _fsync_dir(staging)
-
-    def _sweep(self, folder: Path) -> None:
-        """Remove leftovers of crashed publishers/deleters; only called under the definition lock."""
-        for item in folder.iterdir():
-            if item.is_dir() and item.name.startswith((STAGING_PREFIX, TOMBSTONE_PREFIX)):
-                log.debug("removing leftover %s", item)
-                shutil.rmtree(item, ignore_errors=True)
+        fsync_dir(staging)
 
     def delete(self, name: str, version: str, *, allow_latest: bool = False,
                today: dt.date | None = None) -> ImageVersion:
@@ -509,11 +395,5 @@ class LocalGallery:
             if current is not None and current.version == item.version and not allow_latest:
                 raise PublishError(f"version {item.version} is the latest of {name!r}",
                                    "pass --yes to delete it anyway (the next one becomes latest)")
-            tombstone = folder / f"{TOMBSTONE_PREFIX}{item.version}-{_token()}"
-            os.rename(folder / item.version, tombstone)
-            _fsync_dir(folder)
-            try:
-                shutil.rmtree(tombstone)
-            except OSError as exc:  # the version is already gone; the next locked call sweeps the rest
-                log.warning("could not remove %s (%s); it will be removed later", tombstone, exc)
+            remove_version(folder, item.version)
         return item

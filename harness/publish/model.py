@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.buildfolder import VHD, BuildFolder
-from harness.enums import Stage
+from harness.enums import Generation, Stage
 from harness.errors import GateRefused, PublishError
 from harness.manifest import Manifest
 from harness.publish import versions
 from harness.results import stage_passed
 
-# One mapping, used everywhere (DESIGN.md "Firmware names").
-GENERATION_FIRMWARE = {"V1": "bios", "V2": "uefi"}
-GENERATION_SUFFIX = {"V1": "gen1", "V2": "gen2"}
-OS_STATES = {"generalized": "Generalized", "specialized": "Specialized"}
+# By generation's value ('V1'), from the one mapping in enums.Generation.
+GENERATION_FIRMWARE = {g.value: g.firmware.value for g in Generation}
+GENERATION_SUFFIX = {g.value: g.suffix for g in Generation}
 ARCHITECTURES = {"x64": "x64", "amd64": "x64", "x86_64": "x64", "arm64": "Arm64", "aarch64": "Arm64"}
 STORAGE_ACCOUNT_TYPES = ("Standard_LRS", "Standard_ZRS", "Premium_LRS", "PremiumV2_LRS")
 DEFAULT_REGION = "local"
@@ -112,7 +111,7 @@ class ImageVersion:
     version: str
     content_digest: str
     published: str  # UTC, YYYY-MM-DDTHH:MM:SSZ
-    source_build: str  # the build folder's path at publish time
+    source_build: str  # RECIPE/BUILD_ID of the build it came from (older galleries: the folder's path)
     build_id: str
     recipe: str = ""
     exclude_from_latest: bool = False

@@ -1,4 +1,4 @@
-"""Gallery version numbers (DESIGN.md): `auto` gives YYYY.MMDD.N; explicit ones are Major.Minor.Patch.
+"""Gallery version numbers: `auto` gives YYYY.MMDD.N; explicit ones are Major.Minor.Patch.
 
 A new version must be canonical (ASCII digits, no leading zero except a lone 0, each part an int32), so one
 number has one spelling; versions already in a gallery are read leniently (`numbers`) and compared by number

@@ -73,13 +73,15 @@ def _footer_raw(build: BuildFolder, raw: Path) -> Manifest:
 
 
 def _record(build: BuildFolder, manifest: Manifest, footer: dict[str, object]) -> Manifest:
-    """manifest.json: disk.file -> disk.vhd, the new file stamp and a `vhd` summary; the digest stays."""
+    """manifest.json: disk.file -> disk.vhd, the new file stamp and a `vhd` summary; the digest stays. Re-read
+    under the folder's lock, so a concurrent stage's update of the manifest is never lost."""
     previous = manifest.vhd
     if manifest.disk.file == VHD and previous is not None and previous.unique_id == footer["unique_id"]:
         return manifest
     info = VhdInfo.from_json({**footer, "file": VHD, "footer_timestamp": footer["timestamp"], "converted": now()})
     stamp = DiskStamp.of(build.path / VHD)
-    updated = manifest.replace(disk=dataclasses.replace(manifest.disk, file=VHD, stamp=stamp), vhd=info)
     with build.locked():
+        current = build.manifest()
+        updated = current.replace(disk=dataclasses.replace(current.disk, file=VHD, stamp=stamp), vhd=info)
         build.write_manifest(updated)
     return updated

@@ -14,6 +14,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness import recipe as recipe_mod
@@ -25,7 +26,7 @@ from harness.log import stage
 from harness.manifest import Manifest
 from harness.report import write_stage
 from harness.results import FAILED, PASSED, SKIPPED, WARNING, Record, StageReport, load_stage
-from harness.verify import guestchecks
+from harness.verify import guestchecks, usertests
 from harness.verify.boot import BootRequest, BootSession
 from harness.verify.prepare import choose_accel, image_host_keys
 from harness.vm.network import GUEST_IP
@@ -45,6 +46,7 @@ class VerifyOptions:
     accel: Accel = Accel.AUTO
     provision_guest_agent: bool = True
     parallel: int = 0  # boots side by side; 0 = one per CPU core
+    tests: tuple[Path, ...] = ()  # the user's pytest files or folders, run inside each boot
 
 
 @dataclass
@@ -94,11 +96,27 @@ def provisioned_guest(session: BootSession, manifest: Manifest, recipe: recipe_m
         image_host_keys=host_keys, ready_request=ready_request, guest_ip=GUEST_IP, accel=request.accel.accel)
 
 
+def _user_tests(session: BootSession, tests: tuple[Path, ...]) -> list[Record]:
+    """The user's own pytest checks, attached to this boot (harness/verify/usertests.py)."""
+    azure = session.request.platform == Platform.AZURE
+    attachment = usertests.Attachment(
+        build=str(session.request.build.path), firmware=session.request.firmware, platform=session.request.platform,
+        ssh_socket=str(session.scratch / "ssh.sock"), user=session.config.admin_username,
+        private_key=str(session.key.private_path), platform_config=str(session.scratch / "platform.json"),
+        events=str(session.evidence / "platform-events.jsonl") if azure else "",
+        requests=str(session.evidence / "platform-requests.jsonl") if azure else "", evidence=str(session.evidence))
+    return usertests.run(tests, attachment, session.evidence,
+                         session.evidence_rel)
+
+
 def _check_guest(session: BootSession, manifest: Manifest, recipe: recipe_mod.Recipe,
-                 host_keys: list[str]) -> list[Record]:
-    """Wait for provisioning, connect, and run every in-guest check (one batch) plus the evidence logs."""
+                 host_keys: list[str], tests: tuple[Path, ...]) -> list[Record]:
+    """Wait for provisioning, connect, and run every in-guest check (one batch), the evidence logs and the
+    user's tests."""
     ctx = provisioned_guest(session, manifest, recipe, host_keys)
     records = guestchecks.run_all(ctx, session.evidence)
+    if tests:
+        records += _user_tests(session, tests)
     assert session.vm is not None
     session.timings.checks_done_s = session.vm.elapsed()
     if session.request.platform == Platform.AZURE:
@@ -107,15 +125,15 @@ def _check_guest(session: BootSession, manifest: Manifest, recipe: recipe_mod.Re
 
 
 def boot_and_check(request: BootRequest, manifest: Manifest, recipe: recipe_mod.Recipe,
-                   host_keys: list[str]) -> BootOutcome:
+                   host_keys: list[str], tests: tuple[Path, ...] = ()) -> BootOutcome:
     """One boot: wait for provisioning, run every in-guest check, collect timings and evidence."""
     outcome = BootOutcome(info={"firmware": request.firmware, "platform": request.platform,
                                 "accel": request.accel.accel, "accel_reason": request.accel.reason})
     session = BootSession(request)
     with session:
-        outcome.info["evidence"] = str(session.evidence.relative_to(request.build.path))
+        outcome.info["evidence"] = session.evidence_rel
         try:
-            outcome.records = _check_guest(session, manifest, recipe, host_keys)
+            outcome.records = _check_guest(session, manifest, recipe, host_keys, tests)
         except HarnessError as exc:
             session.failed = True
             outcome.records.append(_boot_failed(request.firmware, request.platform, exc))
@@ -175,7 +193,8 @@ def run(build: BuildFolder, options: VerifyOptions) -> StageReport:
         boots: dict[str, Any] = {}
         workers = max(1, min(options.parallel or os.cpu_count() or 1, len(requests) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
-            futures = [pool.submit(_one_boot, request, manifest, recipe, host_keys) for request in requests]
+            tests = options.tests
+            futures = [pool.submit(_one_boot, request, manifest, recipe, host_keys, tests) for request in requests]
             for request, future in zip(requests, futures, strict=True):
                 outcome = future.result()
                 report.records.extend(outcome.records)
@@ -205,13 +224,14 @@ def keep_other_boots(build: BuildFolder, report: StageReport) -> None:
     report.records.extend(r for r in previous.records if (r.firmware, r.platform) not in done)
     for name, boot in previous.details.get("boots", {}).items():
         report.details["boots"].setdefault(name, boot)
+    report.artifacts = {name: str(boot.get("evidence", "")) for name, boot in report.details["boots"].items()}
 
 
 def _one_boot(request: BootRequest, manifest: Manifest, recipe: recipe_mod.Recipe,
-              host_keys: list[str]) -> BootOutcome:
+              host_keys: list[str], tests: tuple[Path, ...]) -> BootOutcome:
     name = f"{request.firmware}-{request.platform}"
     log.info("verify: booting %s (%s)", name, request.accel.accel)
-    outcome = boot_and_check(request, manifest, recipe, host_keys)
+    outcome = boot_and_check(request, manifest, recipe, host_keys, tests)
     failed = [r for r in outcome.records if r.result == FAILED]
     timings = outcome.info.get("timings_s", {})
     log.info("verify: %s %s; Ready at %s s, SSH at %s s, checks done at %s s", name,

@@ -180,7 +180,7 @@ class BootSession:
             if daemon.poll() is not None or time.monotonic() > deadline:
                 text = (self.evidence / "platform-daemon.txt").read_text(errors="replace").strip()
                 raise VerifyError(f"the fake Azure platform did not start: {text.splitlines()[-1] if text else '?'}",
-                                  f"see {self.evidence / 'platform-daemon.txt'}")
+                                  f"see {self.evidence_rel}/platform-daemon.txt in the build folder")
             time.sleep(0.05)
 
     def _start_ssh_bridge(self) -> None:
@@ -220,6 +220,11 @@ class BootSession:
         )
 
     @property
+    def evidence_rel(self) -> str:
+        """The evidence folder relative to the build folder (what records and messages name)."""
+        return self.evidence.relative_to(self.request.build.path).as_posix()
+
+    @property
     def agent(self) -> str:
         return self.request.build.manifest().agent.value
 
@@ -253,7 +258,7 @@ class BootSession:
             if failure:
                 raise VerifyError(
                     f"the agent reported NotReady/ProvisioningFailed: {failure.get('description', '')[:400]}",
-                    f"see the serial log and {self.evidence / 'platform-requests.jsonl'}")
+                    f"see {self.evidence_rel}/serial.log and platform-requests.jsonl in the build folder")
             self._check_permanent_faults(view)
             self._check_silent_agent(view)
             return view.ready()

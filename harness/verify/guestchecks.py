@@ -82,6 +82,8 @@ GUEST_LOGS: dict[str, Probe] = {
                                  "for unit in cloud-init-local walinuxagent waagent; do "
                                  "systemctl cat $unit.service >/dev/null 2>&1 && "
                                  "systemd-analyze critical-chain $unit.service; done; true", background=True),
+    # the guest's own boot chart (SVG), embedded in report.html
+    "systemd-analyze-plot.svg": Probe("systemd-analyze plot", background=True),
 }
 
 # Each probe's line: KEY|EXIT|SECONDS|BASE64(stdout)|BASE64(stderr); base64 has no '|'. A background probe

@@ -1,6 +1,6 @@
 """The 512-byte VHD footer: field layout, checksum and CHS geometry (reference/vhd-and-publishing.md §1).
 
-Pure data, no I/O: harness/vhd.py reads and writes files with it.
+Pure data, no I/O: harness/vhd/rules.py reads and writes files with it.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,35 +94,35 @@ class Guest:
 
     def run(self, command: str, timeout_s: float = 120) -> CommandResult:
         """Run a command; never raises on a non-zero exit (checks decide), only on transport loss."""
-        if self.client is None:
-            raise VerifyError("not connected to the guest", "call connect() first")
-        try:
-            _, stdout, stderr = self.client.exec_command(command, timeout=timeout_s)
-            out = stdout.read().decode(errors="replace")
-            err = stderr.read().decode(errors="replace")
-            code = stdout.channel.recv_exit_status()
-        except (OSError, paramiko.SSHException) as exc:
-            raise VerifyError(f"SSH command `{command}` lost its connection: {exc}",
-                              "the guest may have crashed") from exc
+        code, out, err = self._exec(command, None, timeout_s, f"SSH command `{command}`")
         log.debug("guest$ %s -> %d", command, code)
         return CommandResult(command, code, out, err)
 
     def run_script(self, script: str, timeout_s: float = 600) -> CommandResult:
         """Run a shell program fed on stdin (one round trip for many commands); never raises on its exit code."""
+        code, out, err = self._exec("sh -s", script.encode(), timeout_s,
+                                    f"SSH batch of {script.count(chr(10))} lines")
+        log.debug("guest$ sh -s (%d bytes) -> %d", len(script), code)
+        return CommandResult("sh -s <batch>", code, out, err)
+
+    def _exec(self, command: str, stdin_data: bytes | None, timeout_s: float, what: str) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr) of one remote command; VerifyError when the connection is lost."""
         if self.client is None:
             raise VerifyError("not connected to the guest", "call connect() first")
         try:
-            stdin, stdout, stderr = self.client.exec_command("sh -s", timeout=timeout_s)
-            stdin.write(script.encode())
-            stdin.channel.shutdown_write()
-            out = stdout.read().decode(errors="replace")
-            err = stderr.read().decode(errors="replace")
-            code = stdout.channel.recv_exit_status()
+            stdin, stdout, stderr = self.client.exec_command(command, timeout=timeout_s)
+            if stdin_data is not None:
+                stdin.write(stdin_data)
+                stdin.channel.shutdown_write()
+            # stderr is read beside stdout: both share the channel's window, so a command writing much to the
+            # one not being read would stall the other.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssh-stderr") as pool:
+                err_future = pool.submit(stderr.read)
+                out = stdout.read().decode(errors="replace")
+                err = err_future.result().decode(errors="replace")
+            return stdout.channel.recv_exit_status(), out, err
         except (OSError, paramiko.SSHException) as exc:
-            raise VerifyError(f"SSH batch of {script.count(chr(10))} lines lost its connection: {exc}",
-                              "the guest may have crashed") from exc
-        log.debug("guest$ sh -s (%d bytes) -> %d", len(script), code)
-        return CommandResult("sh -s <batch>", code, out, err)
+            raise VerifyError(f"{what} lost its connection: {exc}", "the guest may have crashed") from exc
 
     def try_password(self, password: str) -> bool:
         """Whether a password login is accepted (it must not be)."""

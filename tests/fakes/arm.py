@@ -6,8 +6,9 @@ InProgress, then Succeeded; the final GET returns the resource in Succeeded. POS
 endGetAccess answer 202 with Azure-AsyncOperation and Location (the result: {"accessSAS": ...}). Unknown
 resources get 404 ResourceNotFound JSON, missing parents 404 ParentResourceNotFound, an api-version the real
 service would not accept 400 InvalidApiVersionParameter, and an image-version PUT over an existing version
-409 (versions are immutable). Every request is logged with its parsed JSON body so tests assert on what the
-SDK sent. Listens on 127.0.0.1 only.
+409 (versions are immutable). PATCH merges an update into a resource (an image version's storageProfile
+stays immutable) and DELETE removes it, both as long-running operations. Every request is logged with its
+parsed JSON body so tests assert on what the SDK sent. Listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -145,6 +146,15 @@ class FakeArm:
             return op
 
 
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge: nested objects merge key by key, anything else (lists included) replaces."""
+    merged = dict(base)
+    for key, value in patch.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
@@ -197,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.owner.requests.append(ArmRequest(self.command, url.path, self._query.get("api-version", ""),
                                                       body, self._status))
 
-    do_GET = do_PUT = do_POST = do_DELETE = _dispatch
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _dispatch
 
     def _route(self, path: str, body: Any) -> None:
         parts = path.strip("/").split("/")
@@ -225,6 +235,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._disk_action(path.rsplit("/", 1)[0], segments[2].lower(), body)
         elif self.command == "PUT" and len(segments) % 2 == 0:
             self._put(path, segments, body)
+        elif self.command == "PATCH" and len(segments) % 2 == 0:
+            self._patch(path, body)
+        elif self.command == "DELETE" and len(segments) % 2 == 0:
+            self._delete(path)
         elif self.command == "GET" and len(segments) % 2 == 0:
             self._get(path)
         elif self.command == "GET":
@@ -270,6 +284,10 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "disks":
             creation = properties.get("creationData") or {}
             properties["diskState"] = "ReadyToUpload" if creation.get("createOption") == "Upload" else "Unattached"
+        if kind == "galleries/images/versions":  # read-only, set by the service when the version is created
+            profile = dict(properties.get("publishingProfile") or {})
+            profile["publishedDate"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            properties["publishingProfile"] = profile
         resource = {**body, "id": path, "name": segments[-1], "type": f"Microsoft.Compute/{kind}",
                     "properties": properties}
         self.owner.resources[key] = resource
@@ -278,6 +296,48 @@ class _Handler(BaseHTTPRequestHandler):
         op_id = self.owner.new_operation(key, error=error)
         # The disk RP answers a create with 202 (azure-mgmt-compute 39 accepts only 200/202 there), the others 201.
         self._send(202 if kind == "disks" else 201, resource, self._async_headers(op_id, body["location"]))
+
+    def _patch(self, path: str, body: Any) -> None:
+        """Update: merge the body into the resource (JSON merge semantics: tables merge, the rest replaces), answer
+        200 in provisioningState Updating with an Azure-AsyncOperation URL. An image version's content is
+        immutable: a PATCH that changes its storageProfile is refused like Azure does (409)."""
+        resource = self.owner.resources.get(path.lower())
+        if resource is None:
+            self._get(path)
+            return
+        if not isinstance(body, dict):
+            self._send(400, _error("InvalidRequestContent", "The request content must be a JSON object."))
+            return
+        update = body.get("properties") or {}
+        if "storageProfile" in update and update["storageProfile"] != resource["properties"].get("storageProfile"):
+            self._send(409, _error("OperationNotAllowed", "Changing property 'galleryImageVersion.properties."
+                                   "storageProfile' is not allowed."))
+            return
+        merged = _merge(resource, {k: v for k, v in body.items() if k in ("tags", "properties")})
+        merged["properties"]["provisioningState"] = "Updating"
+        self.owner.resources[path.lower()] = merged
+        op_id = self.owner.new_operation(path.lower())
+        self._send(200, merged, self._async_headers(op_id, resource["location"]))
+
+    def _delete(self, path: str) -> None:
+        """Delete: 202 with an Azure-AsyncOperation URL; the resource is gone once the operation succeeded. A
+        resource that does not exist answers 204, as ARM does."""
+        key = path.lower()
+        resource = self.owner.resources.get(key)
+        if resource is None:
+            self._send(204)
+            return
+        children = [k for k in self.owner.resources if k.startswith(key + "/")]
+        if children:
+            self._send(409, _error("CannotDeleteResource", f"{resource['name']} has nested resources."))
+            return
+        resource["properties"]["provisioningState"] = "Deleting"
+
+        def remove() -> None:
+            self.owner.resources.pop(key, None)
+
+        op_id = self.owner.new_operation(key, on_success=remove)
+        self._send(202, None, self._async_headers(op_id, resource["location"]))
 
     def _get(self, path: str) -> None:
         resource = self.owner.resources.get(path.lower())

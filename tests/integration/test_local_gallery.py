@@ -108,7 +108,8 @@ def test_hybrid_build_publishes_to_v1_and_v2(tmp_path: Path, gallery: LocalGalle
     for definition in ("debian-12-gen1", "debian-12-gen2"):
         folder = gallery.version_dir(definition, V0)
         assert sorted(p.name for p in folder.iterdir()) == [
-            "check.json", "content-digest.txt", "disk.vhd", "manifest.json", "regions", "results.json", "verify.json",
+            "check.json", "content-digest.txt", "disk.vhd", "manifest.json", "regions", "report.html", "results.json",
+            "verify.json",
             "version.json"]
         record = read_json(folder / "version.json")
         assert record["content_digest"] == digest

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.diffing import Side, compare_versions, diff
+from harness.diffing import Side, compare_versions, diff, side_of_build
 from harness.enums import Stage
+from harness.errors import NotFoundError
 from harness.manifest import Manifest
 from harness.results import FAILED, PASSED, Record, StageReport
 from tests.factories import make_build, make_manifest
@@ -75,3 +76,20 @@ def test_prune_keeps_newest_and_published(tmp_path: Path, monkeypatch: pytest.Mo
     assert not old.exists() and published.exists() and newest.exists()
     assert main(["builds", "prune", "--keep", "1", "--include-published", "--gallery", str(tmp_path / "x")]) == 0
     assert not published.exists() and newest.exists()
+
+
+@pytest.mark.parametrize(("name", "text"), [("results.json", '{"records": [1]}'),
+                                            ("results.json", '{"records": 5}'),
+                                            ("verify.json", '{"stage": "verify", "records": [{"check": "x"}]}')])
+def test_a_damaged_results_file_is_one_clear_error(tmp_path: Path, name: str, text: str) -> None:
+    build = make_build(tmp_path)
+    (build.path / name).write_text(text)
+    with pytest.raises(NotFoundError, match=f"{name} is damaged"):
+        side_of_build(build)
+
+
+def test_ready_times_skip_damaged_boots() -> None:
+    verify = StageReport(Stage.VERIFY, details={"boots": {"bios-azure": {"timings_s": {"ready_s": 9.5}},
+                                                          "uefi-azure": "x", "odd": {"timings_s": 3}}})
+    a = Side("a", manifest({}, "6.1", "d1"), verify=verify)
+    assert diff(a, a).ready_s == {"bios-azure": (9.5, 9.5)}

@@ -42,6 +42,15 @@ def test_absolute_symlink_resolves_inside_the_image(host_and_image: tuple[Path, 
     assert target.read_text() == "image file\n"
 
 
+def test_a_symlink_named_like_the_temp_file_is_not_written_through(host_and_image: tuple[Path, GuestRoot]) -> None:
+    host, image = host_and_image
+    (image.root / "etc/.hostname.harness-tmp").symlink_to(host / "etc/passwd")
+    image.write_text("/etc/hostname", "image\n")
+    assert (host / "etc/passwd").read_text() == "host passwd\n"
+    assert (image.root / "etc/hostname").read_text() == "image\n"
+    assert not (image.root / "etc/.hostname.harness-tmp").exists()
+
+
 def test_dotdot_in_a_link_stops_at_the_image_root(tmp_path: Path) -> None:
     image = GuestRoot(tmp_path / "image")
     (image.root / "etc").mkdir(parents=True)

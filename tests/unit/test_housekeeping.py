@@ -14,7 +14,7 @@ from harness.builder import pipeline
 from harness.builder.context import BuildContext, BuildOptions
 from harness.cli import main
 from harness.errors import BuildError, UsageError
-from harness.housekeeping import PruneOptions, apply, plan_prune
+from harness.housekeeping import PruneOptions, apply, check_recipe_argument, plan_prune
 from harness.verify.boot import BootRequest, BootSession
 from harness.vm.accel import AccelChoice
 from tests.factories import make_build
@@ -34,6 +34,12 @@ def in_use(folder: Path) -> bool:
 def test_recipe_argument_must_be_a_name(tmp_path: Path, name: str) -> None:
     with pytest.raises(UsageError, match="is not a recipe name"):
         plan_prune(PruneOptions(keep=0, recipe=name), root=tmp_path)
+
+
+def test_recipe_argument_takes_every_valid_recipe_name(tmp_path: Path) -> None:
+    """The same rule as the recipe schema: a name starting with '_' is a recipe name too."""
+    assert check_recipe_argument("_base") == "_base"
+    assert plan_prune(PruneOptions(keep=0, recipe="_base"), root=tmp_path).delete == ()
 
 
 @pytest.mark.parametrize("text", ['{"stage": "publish", "passed": true, "history": [1, 2]}', '{"stage": "nope"}',

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 
 from harness import vhd
+from harness.buildfolder import read_json
+from harness.enums import Stage
 from harness.errors import NotFoundError
 from harness.manifest import Manifest, VhdInfo
-from tests.factories import manifest_data
+from harness.results import load_stage
+from tests.factories import make_build, manifest_data
 
 
 def test_round_trip_keeps_every_field_and_unknown_keys() -> None:
@@ -46,3 +49,19 @@ def test_vhd_info_from_a_real_footer(tmp_path: Path) -> None:
     info = VhdInfo.from_json({**footer, "footer_timestamp": footer["timestamp"], "converted": "t"})
     assert info.geometry == tuple(footer["geometry"]) and info.current_size == 21 * 1024 * 1024
     assert VhdInfo.from_json(info.to_json()) == info
+
+
+def test_a_number_too_long_to_convert_is_invalid_json_not_a_bug(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text('{"schema": 2, "x": ' + "1" * 5000 + "}")
+    with pytest.raises(NotFoundError, match="is not valid JSON"):
+        read_json(path)
+
+
+@pytest.mark.parametrize("text", ['{"stage": "check", "records": [1]}', '{"stage": "bogus"}',
+                                  '{"stage": "check", "duration_s": "soon"}'])
+def test_a_damaged_stage_file_is_one_clear_error(tmp_path: Path, text: str) -> None:
+    build = make_build(tmp_path)
+    build.stage_file("check").write_text(text)
+    with pytest.raises(NotFoundError, match=r"check\.json is damaged: not a stage report"):
+        load_stage(build, Stage.CHECK)

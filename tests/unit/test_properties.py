@@ -21,9 +21,9 @@ from harness.builder.settings import apply_to_text, holds, read_from_text
 from harness.errors import NotFoundError, PublishError, RecipeError, VhdError
 from harness.publish import model, versions
 from harness.recipe import Setting
+from harness.recipe_rules import CMDLINE_FORBIDDEN
 from harness.recipe_schema import (
     AGENT_PACKAGES_SCHEMA,
-    CMDLINE_FORBIDDEN,
     SCHEMA,
     SETTING_SCHEMA,
     SETTING_STYLES,
