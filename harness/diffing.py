@@ -12,6 +12,8 @@ from harness.enums import Stage
 from harness.errors import NotFoundError
 from harness.manifest import Manifest
 from harness.results import Record, StageReport, load_stage, records_from_json, report_from_json
+from harness.sbom import SBOM_FILE
+from harness.sbomdiff import SbomDiff, diff_files
 
 
 def _order(char: str) -> int:
@@ -69,6 +71,7 @@ class Diff:
     checks: dict[str, tuple[str, str]] = field(default_factory=dict)
     ready_s: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     same_content: bool = False
+    sbom: dict[str, Any] | None = None  # the SBOM diff by purl, when both sides have an SBOM
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON: pairs become [old, new] lists."""
@@ -90,6 +93,7 @@ class Side:
     manifest: Manifest
     records: tuple[Record, ...] = ()
     verify: StageReport | None = None
+    sbom: Path | None = None  # sbom.spdx.json, when the build (or version) has one
 
 
 def _records(results_path: Path) -> tuple[Record, ...]:
@@ -99,9 +103,15 @@ def _records(results_path: Path) -> tuple[Record, ...]:
     return tuple(records_from_json(data, results_path)) if isinstance(data, dict) else ()
 
 
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
 def side_of_build(build: BuildFolder) -> Side:
-    return Side(f"{build.recipe_name}@{build.build_id}", build.manifest(), _records(build.path / "results.json"),
-                load_stage(build, Stage.VERIFY))
+    manifest = build.manifest()
+    sbom = _existing(build.path / manifest.sbom.file) if manifest.sbom is not None else None
+    return Side(f"{build.recipe_name}@{build.build_id}", manifest, _records(build.path / "results.json"),
+                load_stage(build, Stage.VERIFY), sbom)
 
 
 def side_of_gallery(gallery_path: Path, build: BuildFolder, definition: str | None) -> Side:
@@ -119,7 +129,20 @@ def side_of_gallery(gallery_path: Path, build: BuildFolder, definition: str | No
     verify_path = folder / "verify.json"
     verify = report_from_json(read_json(verify_path), verify_path) if verify_path.exists() else None
     return Side(f"{name}@{latest.version}", Manifest.from_json(read_json(folder / "manifest.json"), folder),
-                _records(folder / "results.json"), verify)
+                _records(folder / "results.json"), verify, _existing(folder / SBOM_FILE))
+
+
+def sbom_of(side: Side) -> Path:
+    """The side's SBOM file; NotFoundError when it has none."""
+    if side.sbom is None:
+        raise NotFoundError(f"{side.label} has no SBOM ({SBOM_FILE})",
+                            "builds made before SBOMs have none: rebuild, or compare without --sbom")
+    return side.sbom
+
+
+def sbom_diff(a: Side, b: Side) -> SbomDiff:
+    """The two sides' SBOMs compared by purl (`harness diff --sbom`)."""
+    return diff_files(sbom_of(a), sbom_of(b), a.label, b.label)
 
 
 def _check_results(records: tuple[Record, ...]) -> dict[str, str]:
@@ -159,4 +182,6 @@ def diff(a: Side, b: Side) -> Diff:
                   if ca.get(k) != cb.get(k)}
     ra, rb = _ready_times(a.verify), _ready_times(b.verify)
     out.ready_s = {k: (ra.get(k), rb.get(k)) for k in sorted(set(ra) | set(rb))}
+    if a.sbom is not None and b.sbom is not None:
+        out.sbom = sbom_diff(a, b).to_json()
     return out

@@ -131,10 +131,13 @@ class VhdInfo:
     checksum: str
     footer_timestamp: str  # UTC, as the footer says
     converted: str  # UTC time of the conversion
-    sha256: str = ""  # of the whole .vhd file, when it was computed
+    sha256: str = ""  # of the whole .vhd file (= `sha256sum disk.vhd`), when it was computed
+    sha256_stamp: DiskStamp | None = None  # the file state sha256 was taken from: another state means re-hash
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "geometry": list(self.geometry)}
+        data = {**dataclasses.asdict(self), "geometry": list(self.geometry)}
+        data["sha256_stamp"] = self.sha256_stamp.to_json() if self.sha256_stamp else None
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> VhdInfo:
@@ -142,7 +145,8 @@ class VhdInfo:
                    creator_app=str(data.get("creator_app", "")), geometry=tuple(data.get("geometry") or ()),
                    unique_id=str(data.get("unique_id", "")), checksum=str(data.get("checksum", "")),
                    footer_timestamp=str(data.get("footer_timestamp") or ""), converted=str(data.get("converted", "")),
-                   sha256=str(data.get("sha256", "")))
+                   sha256=str(data.get("sha256", "")),
+                   sha256_stamp=DiskStamp.from_json(data["sha256_stamp"]) if data.get("sha256_stamp") else None)
 
 
 @dataclass(frozen=True)
@@ -150,13 +154,43 @@ class Package:
     name: str
     version: str
     arch: str = ""
+    # For the SBOM, where the package database has them (apt: dpkg's Maintainer and Source, the DEP-5 header's
+    # License); empty when unknown. Written to manifest.json only when set.
+    maintainer: str = ""
+    source_name: str = ""
+    source_version: str = ""
+    license: str = ""
 
     def to_json(self) -> dict[str, str]:
-        return {"name": self.name, "version": self.version, "arch": self.arch}
+        data = {"name": self.name, "version": self.version, "arch": self.arch}
+        for key in _PACKAGE_EXTRAS:
+            if getattr(self, key):
+                data[key] = getattr(self, key)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Package:
-        return cls(str(data["name"]), str(data["version"]), str(data.get("arch", "")))
+        extras = {key: str(data.get(key) or "") for key in _PACKAGE_EXTRAS}
+        return cls(str(data["name"]), str(data["version"]), str(data.get("arch", "")), **extras)
+
+
+_PACKAGE_EXTRAS = ("maintainer", "source_name", "source_version", "license")
+
+
+@dataclass(frozen=True)
+class SbomInfo:
+    """The build's SBOM file (SPDX 2.3 JSON in the build folder) and its sha256, so it travels with the manifest."""
+
+    file: str
+    sha256: str
+    format: str = "SPDX-2.3"
+
+    def to_json(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SbomInfo:
+        return cls(str(data["file"]), str(data["sha256"]), str(data.get("format", "SPDX-2.3")))
 
 
 @dataclass(frozen=True)
@@ -220,6 +254,7 @@ class Manifest:
     boot_chain: str = ""  # signed (shim -> GRUB -> kernel, Secure Boot) | unsigned | "" (not recorded)
     efi_binaries: tuple[EfiBinary, ...] = ()  # every EFI binary on the ESP and the kernel: path, sha256, signers
     vhd: VhdInfo | None = None
+    sbom: SbomInfo | None = None  # written by the build (harness/sbom.py); None for builds made before SBOMs
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as they are
     schema: int = SCHEMA_VERSION
 
@@ -249,6 +284,8 @@ class Manifest:
         }
         if self.vhd is not None:
             data["vhd"] = self.vhd.to_json()
+        if self.sbom is not None:
+            data["sbom"] = self.sbom.to_json()
         return {**dict(self.extra), **data}
 
     @classmethod
@@ -289,5 +326,6 @@ class Manifest:
             timings_s=dict(data.get("timings_s") or {}), boot_chain=str(data.get("boot_chain", "")),
             efi_binaries=tuple(EfiBinary.from_json(b) for b in data.get("efi_binaries") or []),
             vhd=VhdInfo.from_json(data["vhd"]) if data.get("vhd") else None,
+            sbom=SbomInfo.from_json(data["sbom"]) if data.get("sbom") else None,
             extra={k: v for k, v in data.items() if k not in known},
         )

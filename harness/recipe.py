@@ -124,6 +124,7 @@ class Recipe:
     offer: str = ""
     sku: str = ""
     allowed_failed_units: tuple[str, ...] = ()
+    tests: tuple[str, ...] = ()  # pytest files or folders, relative to the recipe's folder
     platforms: tuple[str, ...] = ("azure",)
     boot_timeout_s: int = 900
     settings: tuple[Setting, ...] = ()
@@ -336,11 +337,10 @@ def from_data(data: Mapping[str, Any], label: str) -> Recipe:
     """The recipe a build recorded (its content after `extends`), validated again; `label` names its origin."""
     if not isinstance(data, Mapping):
         raise RecipeError(label, [f"top level: must be a table, not {type(data).__name__}"])
-    plain = json.loads(json.dumps(dict(data), default=str))  # TOML dates become strings, as in a manifest
-    problems = validate(plain)
+    problems = validate(dict(data))  # the values as given: a TOML date is not a string
     if problems:
         raise RecipeError(label, problems)
-    return _build(Path(label), plain)
+    return _build(Path(label), json.loads(json.dumps(dict(data), default=str)))
 
 
 def _build(path: Path, data: dict[str, Any]) -> Recipe:
@@ -386,6 +386,7 @@ def _build(path: Path, data: dict[str, Any]) -> Recipe:
         machine_id=image.get("machine_id", ""),
         publisher=gallery["publisher"], offer=gallery["offer"], sku=gallery["sku"],
         allowed_failed_units=tuple(checks.get("allowed_failed_units", [])),
+        tests=tuple(checks.get("tests", [])),
         platforms=tuple(checks.get("platforms", ["azure"])),
         boot_timeout_s=checks.get("boot_timeout_s", 900),
         settings=settings, data=data,

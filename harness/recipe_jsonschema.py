@@ -28,6 +28,7 @@ _PLAIN: dict[Callable[[Any], str | None], dict[str, Any]] = {
     rules.boolean: {"type": "boolean"},
     rules.string_list: _STRING_LIST,
     rules.nonempty_string_list: {**_STRING_LIST, "minItems": 1},
+    rules.relative_paths: {"type": "array", "items": {"type": "string", "pattern": r"^(?!/)(?!.*(^|/)\.\.(/|$))."}},
     rules.sha256: {"type": "string", "pattern": "^[0-9a-f]{64}$"},
 }
 

@@ -55,6 +55,14 @@ def string_list(value: Any) -> str | None:
     return None
 
 
+def relative_paths(value: Any) -> str | None:
+    """A list of paths relative to the recipe's folder that stay inside it (no leading '/', no '..')."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        return "must be a list of paths relative to the recipe's folder"
+    bad = [v for v in value if v.startswith("/") or ".." in v.split("/") or "\0" in v]
+    return f"{bad} must stay inside the recipe's folder (relative, no '..')" if bad else None
+
+
 def nonempty_string_list(value: Any) -> str | None:
     """A list of strings with at least one entry."""
     return string_list(value) or (None if value else "must not be empty (leave the key out for none)")

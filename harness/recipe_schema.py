@@ -88,6 +88,7 @@ SCHEMA: Schema = {
         "allowed_failed_units": rules.string_list,
         "platforms": rules.list_of(*PLATFORMS),
         "boot_timeout_s": rules.int_range(30, 3600),
+        "tests": rules.relative_paths,  # the user's pytest checks, run inside every verify boot
     },
 }
 SETTING_SCHEMA: Schema = {

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness import proc
 from harness.builder.context import BuildContext
+from harness.builder.guestroot import GuestRoot
 from harness.builder.packages import package_set
 from harness.builder.settings import apply_to_text
 from harness.errors import BuildError, CommandError
@@ -139,13 +140,53 @@ def probe_archive(ctx: BuildContext) -> dict[str, str]:
     return digests
 
 
+# One line per package: status, name, version, architecture, maintainer, source package and its version.
+# "ii \tbash\t5.2.15-2+b7\tamd64\tMatthias Klose <doko@debian.org>\tbash\t5.2.15-2"
+_DPKG_FIELDS = "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t${Maintainer}\t${source:Package}\t" \
+               "${source:Version}\n"
+COPYRIGHT_HEAD_BYTES = 16384  # the header paragraph of a machine-readable copyright file is far shorter
+
+
 def installed_packages(rootfs: Path) -> list[dict[str, str]]:
-    """Every installed package with its version, read from the target's dpkg database."""
-    result = proc.run(["dpkg-query", f"--admindir={rootfs / 'var/lib/dpkg'}", "-W",
-                      "-f=${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"])
+    """Every installed package with its version, maintainer, source package and declared licence (for the SBOM),
+    read from the target's dpkg database and /usr/share/doc/PKG/copyright."""
+    result = proc.run(["dpkg-query", f"--admindir={rootfs / 'var/lib/dpkg'}", "-W", f"-f={_DPKG_FIELDS}"])
+    tree = GuestRoot(rootfs)
     packages = []
     for line in result.stdout.splitlines():
-        status, name, version, arch = line.split("\t")
+        status, name, version, arch, maintainer, source, source_version = line.split("\t")
         if status.startswith("ii"):
-            packages.append({"name": name, "version": version, "arch": arch})
+            packages.append({"name": name, "version": version, "arch": arch, "maintainer": maintainer,
+                             "source_name": source, "source_version": source_version,
+                             "license": copyright_license(tree, name)})
     return packages
+
+
+def copyright_license(tree: GuestRoot, package: str) -> str:
+    """The `License:` of the header paragraph of a machine-readable (DEP-5) /usr/share/doc/PKG/copyright, or ''.
+
+    Only the first paragraph is read: a licence there covers the whole package; the per-file ones that follow
+    do not say what the package as a whole is under.
+    """
+    try:
+        with tree.path(f"/usr/share/doc/{package}/copyright").open("rb") as handle:
+            head = handle.read(COPYRIGHT_HEAD_BYTES).decode("utf-8", errors="replace")
+    except (OSError, BuildError):  # no copyright file, not a file, a symlink loop: nothing declared
+        return ""
+    fields = header_fields(head)
+    return fields.get("license", "") if "format" in fields else ""
+
+
+def header_fields(text: str) -> dict[str, str]:
+    """First-line values of the first paragraph of a deb822 text, keys lower-cased ('Format: https://...')."""
+    fields: dict[str, str] = {}
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            if fields:
+                break
+            continue
+        if line[0] in " \t" or ":" not in line:
+            continue  # a continuation line (licence text) or not a field
+        key, _, value = line.partition(":")
+        fields[key.strip().lower()] = value.strip()
+    return fields

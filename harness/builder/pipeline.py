@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, housekeeping, proc
+from harness import __version__, housekeeping, proc, sbom
 from harness.builder import apt, configure, disk, dnf, grub, rpm, seal, vendor, zypper
 from harness.builder import settings as settings_mod
 from harness.builder.context import BuildContext, BuildOptions, cache_root
@@ -290,6 +290,7 @@ def finalize(ctx: BuildContext) -> BuildFolder:
         elif target.exists():
             target.unlink()
     manifest = make_manifest(ctx, digest, DiskStamp.of(ctx.disk_tmp))  # a folder rename keeps inode and mtime
+    manifest = sbom.attach_sbom(staging, manifest)  # sbom.spdx.json, recorded in the manifest with its sha256
     write_json_atomic(staging / MANIFEST, manifest.to_json())
     os.replace(staging, ctx.build_dir)
     (ctx.build_dir / housekeeping.LOCK_FILE).unlink(missing_ok=True)  # the work folder's lock; still held by fd

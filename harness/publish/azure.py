@@ -25,6 +25,7 @@ from harness.publish.model import DEFAULT_REGION, ImageDefinition, TargetRegion
 
 if TYPE_CHECKING:
     from harness.publish.arm import Arm, Region
+    from harness.publish.attest import Attestations
     from harness.publish.upload import Progress, UploadResult
 
 __all__ = ["AzureTarget", "publish_to_azure"]
@@ -98,6 +99,28 @@ def blob_client(target: AzureTarget, blob_name: str, *, create_container: bool =
     return container.get_blob_client(blob_name)
 
 
+def _put_sidecar(target: AzureTarget, name: str, data: bytes, content_type: str, *,
+                 keep_existing: bool) -> dict[str, Any]:
+    """A small block blob next to the VHD blob: a no-op when it holds these bytes; {sha256, action}."""
+    from azure.core.exceptions import AzureError
+    from azure.storage.blob import ContentSettings
+
+    from harness.publish.attest import sha256
+    from harness.publish.azerrors import publish_error
+
+    blob = blob_client(target, name)
+    try:
+        existing = blob.download_blob().readall() if blob.exists() else None
+        if existing is not None and (existing == data or keep_existing):
+            if existing != data:
+                log.warning("kept %s as it is (other content): image resources of this content already name it", name)
+            return {"sha256": sha256(existing), "action": "kept"}
+        blob.upload_blob(data, overwrite=True, content_settings=ContentSettings(content_type=content_type))
+    except AzureError as exc:
+        raise publish_error(f"uploading {name}", exc) from exc
+    return {"sha256": sha256(data), "action": "replaced" if existing is not None else "uploaded"}
+
+
 def sas_blob_client(sas_url: str) -> Any:
     """BlobClient for a managed disk's write SAS URL (the URL is a secret)."""
     from azure.storage.blob import BlobClient
@@ -151,10 +174,12 @@ class _Run:
     digest: str
     tags: dict[str, str]
     progress: Progress | None
+    attestations: Attestations | None = None
     timings: Timings = field(default_factory=Timings)
     uploads: list[UploadResult] = field(default_factory=list)
     resources: list[dict[str, Any]] = field(default_factory=list)
     blob_url: str | None = None
+    sidecars: dict[str, dict[str, Any]] | None = None  # blob name -> sha256 and what was done, once attached
 
     @property
     def blob_name(self) -> str:
@@ -193,6 +218,29 @@ class _Run:
             raise PublishError(exc.message, f"{exc.hint}; disk {name} stays in upload state: rerun to upload "
                                "again, or delete the disk") from exc
         self.arm.revoke(name)
+
+    def attach(self, *, keep_existing: bool) -> None:
+        """Upload the SBOM and provenance next to the VHD blob and add their digests to the tags of what is created
+        next (once per call of publish_to_azure). A sidecar blob already there with other content is replaced,
+        unless a resource of this content already exists (`keep_existing`): that one's tags name the blob there."""
+        if self.attestations is None or self.sidecars is not None:
+            return
+        self.sidecars = {}
+        if not (self.target.storage_connection_string or self.target.storage_account or
+                self.target.storage_account_url):  # a direct disk upload without a storage account: tags only
+            log.info("attestations: no storage account to hold them; the disk's tags carry their sha256")
+            self.tags.update(self.attestations.tags())
+            return
+        from harness.publish.attest import PROVENANCE_SUFFIX, SBOM_SUFFIX
+
+        done: dict[str, dict[str, Any]] = {}
+        with stage("attestations", f"next to {self.blob_name}"), self.timings.step("attestations"):
+            for suffix, data, content_type in self.attestations.blobs():
+                done[suffix] = _put_sidecar(self.target, f"{self.blob_name}{suffix}", data, content_type,
+                                            keep_existing=keep_existing)
+        self.sidecars = {f"{self.blob_name}{suffix}": result for suffix, result in done.items()}
+        self.tags.update(self.attestations.tags(done.get(SBOM_SUFFIX, {}).get("sha256"),
+                                                done[PROVENANCE_SUFFIX]["sha256"]))
 
     def record(self, definition: ImageDefinition, version: str, resource: Any, created: bool) -> None:
         self.resources.append({"definition": definition.name, "version": version, "created": created,
@@ -244,6 +292,7 @@ def _publish_gallery(run: _Run, definitions: Sequence[ImageDefinition], version:
                 todo.append((d, version))
     if not todo:
         return
+    run.attach(keep_existing=bool(run.resources))  # resources so far: versions of this content already there
     blob_url = run.upload_blob()
     with stage("gallery", f"{gallery} in {target.resource_group}"), run.timings.step("gallery"):
         arm.ensure_gallery(gallery)
@@ -283,6 +332,7 @@ def _publish_image_or_disk(run: _Run, definitions: Sequence[ImageDefinition], ve
             if not resume:
                 run.record(d, version, found, created=False)
                 continue
+        run.attach(keep_existing=bool(run.resources) or resume)
         with stage(label, name), run.timings.step(f"{target.kind} {name}"):
             if target.kind == "image":
                 created = arm.create_image(name, d, blob_url=run.upload_blob(), tags=run.tags,
@@ -301,11 +351,12 @@ def _publish_image_or_disk(run: _Run, definitions: Sequence[ImageDefinition], ve
 def publish_to_azure(build: BuildFolder, target: AzureTarget, *, version: str, definitions: list[ImageDefinition],
                      force_unverified: bool, exclude_from_latest: bool, end_of_life: str | None,
                      target_regions: Sequence[TargetRegion | tuple[str, int]],
-                     progress: Progress | None = None) -> dict[str, Any]:
+                     progress: Progress | None = None, attestations: Attestations | None = None) -> dict[str, Any]:
     """Upload the build's fixed VHD and create one version (or image, or disk) per definition.
 
     The caller has gated the build (check/verify, --force-unverified). `progress(done_bytes, total_bytes)` follows
-    the upload. Returns a JSON-able summary: blob URL (never a SAS), resource ids, versions, bytes sent, durations.
+    the upload. `attestations` (SBOM, provenance) go to blobs next to the VHD blob, their sha256 (and the VHD's) to
+    tags. Returns a JSON-able summary: blob URL (never a SAS), resource ids, versions, bytes sent, durations.
     """
     from harness.publish.arm import DIGEST_TAG, Arm
 
@@ -320,7 +371,7 @@ def publish_to_azure(build: BuildFolder, target: AzureTarget, *, version: str, d
         tags["harness-force-unverified"] = "true"
     started = time.monotonic()
     run = _Run(build, target, Arm(compute_client(target), target.resource_group, target.location), vhd, digest,
-               tags, progress)
+               tags, progress, attestations)
     try:
         if target.kind == "gallery":
             _publish_gallery(run, definitions, version, resolve_regions(target, target_regions),
@@ -351,5 +402,6 @@ def _summary(run: _Run, started: float, force_unverified: bool) -> dict[str, Any
         "uploads": [u.to_json() for u in run.uploads],
         "bytes_sent": sum(u.bytes_sent for u in run.uploads),
         "force_unverified": force_unverified,
+        "attestation_blobs": run.sidecars or {},
         "durations_s": {**run.timings.steps, "total": round(time.monotonic() - started, 3)},
     }

@@ -5,7 +5,8 @@
     <gallery>/<definition>/.lock                  fcntl lock: one writer per definition at a time
     <gallery>/<definition>/<version>/             immutable: version.json, disk.vhd, manifest.json,
                                                   content-digest.txt, and the build's results.json,
-                                                  check.json and verify.json (those it has)
+                                                  check.json and verify.json (those it has), its SBOM
+                                                  sbom.spdx.json and the VHD's provenance.intoto.jsonl
     <gallery>/<definition>/<version>/regions/<region>/replica-<N>.vhd    hard links (or reflinks) of disk.vhd
 
 A version is staged in `<definition>/.staging-*` and renamed into place, so it is complete or absent;
@@ -23,12 +24,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import hashlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -270,11 +272,13 @@ class LocalGallery:
         _check_fits(existing, wanted)
         return existing
 
-    def publish(self, request: PublishRequest, today: time.struct_time | None = None) -> list[PublishOutcome]:
+    def publish(self, request: PublishRequest, today: time.struct_time | None = None,
+                files: Mapping[str, bytes] | None = None) -> list[PublishOutcome]:
         """Publish one build to every requested definition, all or nothing: each gets a new version or a no-op.
 
         Every version is staged and checked first, then all are renamed into place; on any failure every staged
-        and every already committed version of this call is removed again.
+        and every already committed version of this call is removed again. `files` (name -> bytes: the SBOM, the
+        provenance, the results.json it names) are written into each new version folder.
         """
         for wanted in request.definitions:  # refuse before creating anything
             self._preflight(wanted, request)
@@ -285,7 +289,7 @@ class LocalGallery:
             pending = [p for p in plans if p.noop is None]
             try:
                 for plan in pending:
-                    self._stage_checked(plan, request)
+                    self._stage_checked(plan, request, files or {})
                 for plan in pending:
                     install(plan.staging_path(), plan.final)
             except BaseException as exc:
@@ -340,14 +344,15 @@ class LocalGallery:
                    else request.version)
         return Planned(wanted, folder, version)
 
-    def _stage_checked(self, plan: Planned, request: PublishRequest) -> None:
+    def _stage_checked(self, plan: Planned, request: PublishRequest, files: Mapping[str, bytes]) -> None:
         """Write the version into a fresh staging folder and read it back."""
         plan.staging = plan.folder / f"{STAGING_PREFIX}{plan.version}-{token()}"
         plan.staging.mkdir()
-        self._stage(plan.staging, plan.wanted, request, plan.version)
+        self._stage(plan.staging, plan.wanted, request, plan.version, files)
         _check_staged(plan.staging, request, plan.version)
 
-    def _stage(self, staging: Path, wanted: ImageDefinition, request: PublishRequest, version: str) -> None:
+    def _stage(self, staging: Path, wanted: ImageDefinition, request: PublishRequest, version: str,
+               files: Mapping[str, bytes]) -> None:
         """Fill a staging folder with everything a version holds; version.json last."""
         build = request.build
         manifest = build.manifest()
@@ -358,6 +363,8 @@ class LocalGallery:
             if (build.path / name).exists():
                 shutil.copyfile(build.path / name, staging / name)
         (staging / DIGEST_FILE).write_text(request.content_digest + "\n", encoding="utf-8")
+        for name, data in files.items():  # after the copies: results.json as the provenance names it
+            (staging / check_name(name, "file name")).write_bytes(data)
         replica_methods = set()
         for region in request.target_regions:
             region_dir = staging / "regions" / region.name
@@ -374,7 +381,9 @@ class LocalGallery:
             extra={"definition": wanted.name, "hyper_v_generation": wanted.hyper_v_generation,
                    "os_state": wanted.os_state,
                    "disk": {"file": VHD, "size_bytes": (staging / VHD).stat().st_size,
-                            "copy_method": copy_method, "replica_method": ",".join(sorted(replica_methods))}})
+                            "copy_method": copy_method, "replica_method": ",".join(sorted(replica_methods))},
+                   **({"files_sha256": {n: hashlib.sha256(d).hexdigest() for n, d in sorted(files.items())}}
+                      if files else {})})
         write_json_atomic(staging / VERSION_FILE, record.to_json())
         for path in staging.rglob("*"):
             if path.is_file():

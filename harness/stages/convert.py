@@ -9,6 +9,7 @@ was replaced) gets its manifest. The data before the footer is the content the b
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ from harness.integrity import REBUILD, record_stamp, require_unchanged
 from harness.log import stage
 from harness.manifest import DiskStamp, Manifest, VhdInfo
 from harness.results import Record, StageReport, now
+from harness.sparsehash import file_sha256
 from harness.vhd.footer import FOOTER_SIZE
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ def run(build: BuildFolder, options: ConvertOptions = ConvertOptions()) -> Stage
             manifest = require_unchanged(build, "convert")
         footer = vhd.describe(vhd.read_footer(target))
         manifest = _record(build, manifest, footer)
+        manifest = ensure_vhd_sha256(build, manifest)
         rules = vhd.check(target)
     records = [Record(stage="convert", check=f"VHD {r.rule}", result=r.result, actual=r.actual, required=r.required,
                       message=r.message) for r in rules]
@@ -83,5 +88,29 @@ def _record(build: BuildFolder, manifest: Manifest, footer: dict[str, object]) -
     with build.locked():
         current = build.manifest()
         updated = current.replace(disk=dataclasses.replace(current.disk, file=VHD, stamp=stamp), vhd=info)
+        build.write_manifest(updated)
+    return updated
+
+
+def ensure_vhd_sha256(build: BuildFolder, manifest: Manifest | None = None) -> Manifest:
+    """manifest.vhd.sha256: the sha256 of the whole disk.vhd (what `sha256sum disk.vhd` prints), taken once when the
+    VHD is made and again only when the file is not in the state it was taken from (a build converted before this
+    was recorded, or a file touched since). Publishing names the VHD by this digest."""
+    manifest = manifest or build.manifest()
+    if manifest.vhd is None:
+        raise VhdError(f"build {build.path} records no VHD", f"run 'harness convert {build.path}'")
+    path = build.path / VHD
+    stamp = DiskStamp.of(path)
+    if manifest.vhd.sha256 and manifest.vhd.sha256_stamp == stamp:
+        return manifest
+    start = time.monotonic()
+    digest = file_sha256(path)
+    elapsed_s = max(time.monotonic() - start, 1e-6)
+    log.info("convert: sha256 of %s in %.1f s (%.2f GB/s)", path.name, elapsed_s, stamp.size_bytes / elapsed_s / 1e9)
+    with build.locked():
+        current = build.manifest()
+        if current.vhd is None or DiskStamp.of(path) != stamp:
+            raise IntegrityError(f"{path} changed while its sha256 was taken", "rerun the stage")
+        updated = current.replace(vhd=dataclasses.replace(current.vhd, sha256=digest, sha256_stamp=stamp))
         build.write_manifest(updated)
     return updated

@@ -8,6 +8,7 @@ publish history (publish.json), so a refused publish never hides an earlier succ
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,11 @@ from harness.report import write_stage
 from harness.results import FAILED, PASSED, WARNING, Record, StageReport, load_stage, now
 
 if TYPE_CHECKING:
+    from harness.dsse import SigningKey
+    from harness.publish.attest import Attestations
     from harness.publish.azure_settings import AzureTarget
+
+log = logging.getLogger(__name__)
 
 DEFAULT_GALLERY = Path("gallery")
 
@@ -49,6 +54,7 @@ class PublishOptions:
     exclude_from_latest: bool = False
     end_of_life: str | None = None
     target_regions: tuple[str, ...] = ()  # NAME=REPLICAS
+    sign_key: Path | None = None  # Ed25519 / ECDSA P-256 PEM private key for the provenance; None: unsigned
 
     def describe_target(self) -> str:
         return self.target.describe() if isinstance(self.target, LocalTarget) else "azure"
@@ -59,32 +65,58 @@ def run(build: BuildFolder, options: PublishOptions) -> StageReport:
     start = time.monotonic()
     target = options.describe_target()
     try:
-        _check_target(options)
+        key = _check_target(options)
         request = _prepare(build, options)
+        attestations = _attest(build, request.vhd, key)
         if isinstance(options.target, LocalTarget):
             from harness.publish.local import LocalGallery
 
-            outcomes = [o.to_json() for o in LocalGallery.at(options.target.path).publish(request)]
+            gallery = LocalGallery.at(options.target.path)
+            outcomes = [o.to_json() for o in gallery.publish(request, files=attestations.files())]
             azure_result: dict[str, Any] = {}
         else:
-            azure_result = _publish_azure(build, options.target, request)
+            azure_result = _publish_azure(build, options.target, request, attestations)
             outcomes = _azure_outcomes(request, azure_result)
     except HarnessError as exc:
         _write_failed(build, target, exc)
         raise
     report = _report(build, target, request, outcomes, azure_result)
+    report.details["attestations"] = attestations.to_json()
     report.duration_s = round(time.monotonic() - start, 1)
     write_stage(build, report, amend=keep_history)
     report.build = build
     return report
 
 
-def _check_target(options: PublishOptions) -> None:
-    """Pre-flight: a local gallery that can never be written is refused before the gate, convert or a copy."""
+def _check_target(options: PublishOptions) -> SigningKey | None:
+    """Pre-flight: a local gallery that can never be written, or a signing key that cannot sign, is refused before
+    the gate, convert or a copy. Returns the loaded key."""
+    from harness.dsse import load_signing_key  # cryptography: only when publishing
+
+    key = load_signing_key(options.sign_key) if options.sign_key is not None else None
     if isinstance(options.target, LocalTarget):
         from harness.publish.local import LocalGallery
 
         LocalGallery.at(options.target.path).check_writable()
+    return key
+
+
+def _attest(build: BuildFolder, vhd: Path, key: SigningKey | None) -> Attestations:
+    """The files that travel with the version: the provenance of the VHD (by the sha256 convert recorded; a VHD
+    convert did not make is hashed here), the SBOM (made from the manifest for a build made before SBOMs)."""
+    from harness.publish import attest
+    from harness.sbom import write_sbom
+    from harness.sparsehash import file_sha256
+    from harness.stages import convert
+
+    manifest = build.manifest()
+    if manifest.vhd is not None:
+        manifest = convert.ensure_vhd_sha256(build, manifest)
+    vhd_sha256 = manifest.vhd.sha256 if manifest.vhd is not None else file_sha256(vhd)
+    if manifest.sbom is None:
+        log.info("publish: build %s has no SBOM (made before SBOMs); writing one from its manifest", build.path)
+        write_sbom(build)
+    return attest.prepare(build, key, vhd_sha256)
 
 
 def _prepare(build: BuildFolder, options: PublishOptions) -> model.PublishRequest:
@@ -101,13 +133,15 @@ def _prepare(build: BuildFolder, options: PublishOptions) -> model.PublishReques
     return model.request_for(build, requested, gate, exclude_from_latest=options.exclude_from_latest)
 
 
-def _publish_azure(build: BuildFolder, target: AzureTarget, request: model.PublishRequest) -> dict[str, Any]:
+def _publish_azure(build: BuildFolder, target: AzureTarget, request: model.PublishRequest,
+                   attestations: Attestations) -> dict[str, Any]:
     from harness.publish.azure import publish_to_azure
 
     return publish_to_azure(
         build, target, version=request.version, definitions=list(request.definitions),
         force_unverified=request.force_unverified, exclude_from_latest=request.exclude_from_latest,
-        end_of_life=request.end_of_life, target_regions=[(r.name, r.replicas) for r in request.target_regions])
+        end_of_life=request.end_of_life, target_regions=[(r.name, r.replicas) for r in request.target_regions],
+        attestations=attestations)
 
 
 def _azure_outcomes(request: model.PublishRequest, result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -164,6 +164,19 @@ def recipe_of(manifest: Manifest) -> recipe_mod.Recipe:
     return recipe_mod.load(manifest.recipe)
 
 
+def recipe_tests(manifest: Manifest, recipe: recipe_mod.Recipe) -> tuple[Path, ...]:
+    """The recipe's `[checks] tests`, relative to the folder its file is in (found again by its name)."""
+    if not recipe.tests:
+        return ()
+    try:
+        folder = recipe_mod.resolve_path(manifest.recipe).parent
+    except HarnessError as exc:
+        raise VerifyError(f"recipe {manifest.recipe} declares [checks] tests but its folder is not found: "
+                          f"{exc.message}", "pass the folder holding the recipe with --recipes DIR (or HARNESS_RECIPES)"
+                          ) from exc
+    return tuple(folder / entry for entry in recipe.tests)
+
+
 def run(build: BuildFolder, options: VerifyOptions) -> StageReport:
     """Boot every requested firmware x platform (concurrently, see VerifyOptions.parallel); write verify.json.
 
@@ -175,6 +188,7 @@ def run(build: BuildFolder, options: VerifyOptions) -> StageReport:
                          f"{', '.join(options.platforms)}"):
         manifest = require_unchanged(build, "verify")
         recipe = recipe_of(manifest)
+        tests = (*options.tests, *recipe_tests(manifest, recipe))
         report = StageReport(stage=Stage.VERIFY, content_digest=manifest.content_digest)
         choice = choose_accel(build, options.accel)
         host_keys = image_host_keys(build)
@@ -193,7 +207,6 @@ def run(build: BuildFolder, options: VerifyOptions) -> StageReport:
         boots: dict[str, Any] = {}
         workers = max(1, min(options.parallel or os.cpu_count() or 1, len(requests) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
-            tests = options.tests
             futures = [pool.submit(_one_boot, request, manifest, recipe, host_keys, tests) for request in requests]
             for request, future in zip(requests, futures, strict=True):
                 outcome = future.result()
