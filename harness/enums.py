@@ -77,6 +77,20 @@ class Platform(StrEnum):
     NOCLOUD = "nocloud"
 
 
+class SecurityType(StrEnum):
+    """Azure's security type of a VM: Trusted Launch is UEFI Secure Boot (Microsoft's keys) plus a vTPM 2.0."""
+
+    STANDARD = "standard"
+    TRUSTED_LAUNCH = "trusted-launch"
+
+
+class DiskController(StrEnum):
+    """How the OS disk is attached: SCSI (storvsc on Azure; virtio-blk stands in under QEMU) or NVMe."""
+
+    SCSI = "scsi"
+    NVME = "nvme"
+
+
 class Agent(StrEnum):
     """The provisioning agent an image runs at first boot."""
 

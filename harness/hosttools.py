@@ -19,7 +19,7 @@ from harness.errors import HarnessError, ToolMissingError
 log = logging.getLogger(__name__)
 
 # What verify and boot start (vm/machine.py, vm/netns.py, vm/network.py, vm/accel.py), and what CI uses on builds.
-VERIFY_TOOLS = ("qemu-system-x86_64", "qemu-img", "ip", "dnsmasq", "unshare", "nsenter")
+VERIFY_TOOLS = ("qemu-system-x86_64", "qemu-img", "ip", "dnsmasq", "unshare", "nsenter", "swtpm")  # swtpm: the vTPM
 VENDOR_EXTRA = ("gpgv",)  # builder/fetch.py: signed checksum lists of vendor images
 ARTIFACT_TOOLS = ("zstd", "tar")  # compressing a VHD (sparse, 30 GiB) for a CI artifact
 ROOTLESS_TOOLS = ("newuidmap",)  # mmdebstrap's unshare mode when not root

@@ -246,6 +246,8 @@ class Manifest:
     source: str = ""  # mmdebstrap | dnf | zypper | base_image
     mirror: str = "default"
     architecture: str = "x64"
+    security_types: tuple[str, ...] = ("standard",)  # what the recipe declares; verify proves, publish requires
+    disk_controllers: tuple[str, ...] = ("scsi",)
     kernel_version: str = ""
     kernel_cmdline: tuple[str, ...] = ()
     packages: tuple[Package, ...] = ()
@@ -276,6 +278,7 @@ class Manifest:
             "cache_key": self.cache_key, "archives": dict(self.archives), "source": self.source, "mirror": self.mirror,
             "agent": self.agent.value, "os_state": self.os_state.value,
             "generations": [g.value for g in self.generations], "architecture": self.architecture,
+            "security_types": list(self.security_types), "disk_controllers": list(self.disk_controllers),
             "gallery": self.gallery.to_json(), "disk": self.disk.to_json(), "content_digest": self.content_digest,
             "kernel_version": self.kernel_version, "kernel_cmdline": list(self.kernel_cmdline),
             "packages": [p.to_json() for p in self.packages], "settings": [s.to_json() for s in self.settings],
@@ -319,7 +322,10 @@ class Manifest:
             created=str(data.get("created", "")), harness_version=str(data.get("harness_version", "")),
             cache_key=str(data.get("cache_key", "")), archives=dict(data.get("archives") or {}),
             source=str(data.get("source", "")), mirror=str(data.get("mirror", "default")),
-            architecture=str(data.get("architecture", "x64")), kernel_version=str(data.get("kernel_version") or ""),
+            architecture=str(data.get("architecture", "x64")),
+            security_types=tuple(data.get("security_types") or ["standard"]),
+            disk_controllers=tuple(data.get("disk_controllers") or ["scsi"]),
+            kernel_version=str(data.get("kernel_version") or ""),
             kernel_cmdline=tuple(str(t) for t in data.get("kernel_cmdline") or []),
             packages=tuple(Package.from_json(p) for p in data.get("packages") or []),
             settings=tuple(DeclaredSetting.from_json(s) for s in data.get("settings") or []),

@@ -55,6 +55,8 @@ TOOL_PACKAGES: dict[str, str] = {
     "dnf": "dnf",
     "zypper": "zypper",
     "npm": "npm",
+    "swtpm": "swtpm",
+    "sbattach": "sbsigntool",
     "node": "nodejs",
     "gpgv": "gpgv",
     "tar": "tar",

@@ -118,6 +118,8 @@ class Recipe:
     disk_size_mib: int = DEFAULT_DISK_SIZE_MIB
     esp_size_mib: int = 127
     generations: tuple[str, ...] = ("V1", "V2")
+    security_types: tuple[str, ...] = ("standard",)
+    disk_controllers: tuple[str, ...] = ("scsi",)
     os_state: str = "generalized"
     machine_id: str = ""  # "" = the family default (see builder/families.py)
     publisher: str = ""
@@ -382,6 +384,8 @@ def _build(path: Path, data: dict[str, Any]) -> Recipe:
         disk_size_mib=image.get("disk_size_mib", DEFAULT_DISK_SIZE_MIB),
         esp_size_mib=image.get("esp_size_mib", 127),
         generations=tuple(image.get("generations", ["V1", "V2"])),
+        security_types=tuple(image.get("security_types", _default_gen2(data, "trusted-launch", "standard"))),
+        disk_controllers=tuple(image.get("disk_controllers", _default_gen2(data, "nvme", "scsi"))),
         os_state=image.get("os_state", "generalized"),
         machine_id=image.get("machine_id", ""),
         publisher=gallery["publisher"], offer=gallery["offer"], sku=gallery["sku"],
@@ -391,6 +395,13 @@ def _build(path: Path, data: dict[str, Any]) -> Recipe:
         boot_timeout_s=checks.get("boot_timeout_s", 900),
         settings=settings, data=data,
     )
+
+
+def _default_gen2(data: dict[str, Any], gen2_value: str, base: str) -> list[str]:
+    """The default security types / disk controllers: the Gen2-only value too when the image is Gen2 and its
+    family ships a signed boot chain and an NVMe-capable initramfs (all but flatcar, used as published)."""
+    generations = data.get("image", {}).get("generations", ["V1", "V2"])
+    return [base, gen2_value] if "V2" in generations and data.get("family") != "flatcar" else [base]
 
 
 def _repository(raw: dict[str, Any]) -> Repository:

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import recipe_rules as rules
-from harness.enums import Agent, Family, Generation, OsState, Platform, SettingStyle, values
+from harness.enums import (
+    Agent,
+    DiskController,
+    Family,
+    Generation,
+    OsState,
+    Platform,
+    SecurityType,
+    SettingStyle,
+    values,
+)
 
 FAMILIES = values(Family)
 AGENTS = values(Agent)
@@ -18,6 +28,8 @@ GENERATIONS = values(Generation)
 OS_STATES = values(OsState)
 SETTING_STYLES = values(SettingStyle)
 PLATFORMS = values(Platform)
+SECURITY_TYPES = values(SecurityType)
+DISK_CONTROLLERS = values(DiskController)
 DEFAULT_DISK_SIZE_MIB = 30 * 1024
 MAX_DISK_SIZE_MIB = 1023 * 1024  # Azure's largest OS disk (1023 GiB); builder/layout.py refuses more too
 
@@ -80,6 +92,8 @@ SCHEMA: Schema = {
         "disk_size_mib": rules.int_range(64, MAX_DISK_SIZE_MIB),
         "esp_size_mib": rules.int_range(33, 1024),
         "generations": rules.list_of(*GENERATIONS),
+        "security_types": rules.list_of(*SECURITY_TYPES),  # default: both, standard only for flatcar or V1-only
+        "disk_controllers": rules.list_of(*DISK_CONTROLLERS),  # default: both, scsi only for flatcar or V1-only
         "os_state": rules.one_of(*OS_STATES),
         "machine_id": rules.one_of("uninitialized", "empty"),
     },
@@ -251,6 +265,19 @@ def _validate_semantics(data: dict[str, Any], problems: list[str]) -> None:
     image = data.get("image", {})
     if isinstance(image, dict) and image.get("os_state") == "specialized":
         problems.append("image.os_state: use 'harness build --specialized' instead of a specialized recipe")
+    if isinstance(image, dict):
+        _validate_gen2_only(image, problems)
+
+
+def _validate_gen2_only(image: dict[str, Any], problems: list[str]) -> None:
+    """Trusted Launch and NVMe exist on Gen2 only: a V1-only image cannot declare them."""
+    generations = image.get("generations", list(GENERATIONS))
+    if not isinstance(generations, list) or "V2" in generations:
+        return
+    for key, value in (("security_types", "trusted-launch"), ("disk_controllers", "nvme")):
+        declared = image.get(key)
+        if isinstance(declared, list) and value in declared:
+            problems.append(f"image.{key}: {value!r} needs generation V2 (Azure offers it on Gen2 VMs only)")
 
 
 def _validate_source(source: dict[str, Any], family: Any, problems: list[str]) -> None:

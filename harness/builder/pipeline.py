@@ -266,6 +266,7 @@ def make_manifest(ctx: BuildContext, digest: str, stamp: DiskStamp) -> Manifest:
         recipe=recipe.name, build_id=ctx.build_id, family=FamilyName(recipe.family), release=recipe.release,
         agent=Agent(ctx.agent), os_state=OsState(ctx.os_state),
         generations=tuple(Generation(g) for g in recipe.generations),
+        security_types=recipe.security_types, disk_controllers=recipe.disk_controllers,
         gallery=GalleryIdentity(recipe.publisher, recipe.offer, recipe.sku), disk=disk, content_digest=digest,
         recipe_source=recipe.source_label, recipe_digest=recipe.digest(), recipe_data=dict(recipe.data),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), harness_version=__version__,

@@ -14,7 +14,15 @@ from typing import Any
 
 from harness import proc
 from harness.buildfolder import BuildFolder
-from harness.checks import declared, offline_agent, offline_boot, offline_config, offline_disk, offline_hygiene
+from harness.checks import (
+    declared,
+    offline_agent,
+    offline_boot,
+    offline_config,
+    offline_disk,
+    offline_hygiene,
+    offline_secure,
+)
 from harness.checks.declared import Deviation
 from harness.checks.image import Image
 from harness.checks.rulebase import FAILED, Record, Rule, record
@@ -25,7 +33,7 @@ from harness.shellsyntax import parse_assignments
 log = logging.getLogger(__name__)
 
 RULES: tuple[Rule, ...] = (*offline_disk.RULES, *offline_boot.RULES, *offline_agent.RULES, *offline_config.RULES,
-                           *offline_hygiene.RULES)
+                           *offline_hygiene.RULES, *offline_secure.RULES)
 PREFETCH_STATS = (*offline_agent.PREFETCH_STATS, *offline_config.PREFETCH_STATS, *offline_hygiene.PREFETCH_STATS)
 PREFETCH_LISTS = ("/boot", *offline_agent.PREFETCH_LISTS, *offline_config.PREFETCH_LISTS,
                   *offline_hygiene.PREFETCH_LISTS)

@@ -6,7 +6,18 @@ import argparse
 from pathlib import Path
 
 from harness.builder.context import BuildOptions
-from harness.enums import Accel, Agent, Firmware, KeepPolicy, Platform, expand, values
+from harness.enums import (
+    Accel,
+    Agent,
+    DiskController,
+    E,
+    Firmware,
+    KeepPolicy,
+    Platform,
+    SecurityType,
+    expand,
+    values,
+)
 from harness.stages.verify import VerifyOptions
 
 BOTH = "both"
@@ -43,8 +54,16 @@ def add_boot_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_verify_arguments(p: argparse.ArgumentParser) -> None:
     """Options of verify and run: which boots, and how."""
-    p.add_argument("--firmware", choices=[*values(Firmware), BOTH], default=BOTH,
-                   help="bios = SeaBIOS (Gen1), uefi = OVMF (Gen2), or both (default)")
+    p.add_argument("--firmware", choices=[*values(Firmware), BOTH, ALL],
+                   help="bios = SeaBIOS (Gen1), uefi = OVMF (Gen2), both/all: every generation the image declares. "
+                        "With none of --firmware, --security-type and --disk-controller, verify boots every declared "
+                        "value at least once (e.g. bios, then uefi with trusted-launch on nvme)")
+    p.add_argument("--security-type", choices=[*values(SecurityType), ALL],
+                   help="standard, or trusted-launch (Secure Boot with Microsoft's keys and a TPM 2.0; Gen2 only), "
+                        "or all that the image declares (default with other options given: standard)")
+    p.add_argument("--disk-controller", choices=[*values(DiskController), ALL],
+                   help="scsi (virtio-blk under QEMU) or nvme (Gen2 only), or all that the image declares "
+                        "(default with other options given: scsi)")
     p.add_argument("--platform", choices=[*values(Platform), ALL], default=Platform.AZURE.value,
                    help="the fake Azure platform (default), a cloud-init NoCloud seed, or all")
     add_boot_arguments(p)
@@ -56,8 +75,16 @@ def add_verify_arguments(p: argparse.ArgumentParser) -> None:
                         "(repeatable)")
 
 
+def _dimension(enum: type[E], value: str | None) -> tuple[E, ...] | None:
+    return None if value in (None, BOTH, ALL) else (enum(value),)
+
+
 def verify_options(args: argparse.Namespace) -> VerifyOptions:
-    return VerifyOptions(firmwares=expand(Firmware, args.firmware, every=BOTH),
+    every = tuple(name for name, value in (("firmwares", args.firmware), ("security_types", args.security_type),
+                                           ("disk_controllers", args.disk_controller)) if value in (BOTH, ALL))
+    return VerifyOptions(firmwares=_dimension(Firmware, args.firmware),
+                         security_types=_dimension(SecurityType, args.security_type),
+                         disk_controllers=_dimension(DiskController, args.disk_controller), every_declared=every,
                          platforms=expand(Platform, args.platform, every=ALL), keep=KeepPolicy(args.keep),
                          faults=tuple(args.fault), timeout_s=args.timeout_s, accel=Accel(args.accel),
                          parallel=args.parallel, tests=tuple(p.absolute() for p in args.tests))

@@ -19,7 +19,7 @@ from azure.mgmt.compute import models as m
 
 from harness.errors import PublishError
 from harness.publish.azerrors import GENERATION_HINT, publish_error
-from harness.publish.model import ImageDefinition
+from harness.publish.model import ImageDefinition, feature_text
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +130,21 @@ class Arm:
                 ("osState", enum_text(found.os_state), definition.os_state),
                 ("architecture", enum_text(found.architecture) or "x64", definition.architecture),
                 ("osType", enum_text(found.os_type), definition.os_type)) if have.lower() != want.lower()]
+            have_features = tuple(sorted((str(f.name), str(f.value)) for f in getattr(found, "features", None) or []))
+            if have_features != definition.features:
+                problems.append(f"features are {feature_text(have_features)}, the build proves "
+                                f"{feature_text(definition.features)}")
             if problems:
-                hint = GENERATION_HINT if problems[0].startswith("hyperV") else "publish to another --definition"
+                hint = GENERATION_HINT if problems[0].startswith("hyperV") else (
+                    "Azure cannot change an existing image definition: publish to a new definition name "
+                    "(--definition V1=NAME/V2=NAME)")
                 raise PublishError(f"existing {what} does not fit this build: {'; '.join(problems)}", hint)
             return found
         body = m.GalleryImage(location=self.location, properties=m.GalleryImageProperties(
             os_type=definition.os_type, os_state=definition.os_state,
             hyper_v_generation=definition.hyper_v_generation, architecture=definition.architecture,
             description=definition.description or None, end_of_life_date=eol_datetime(definition.end_of_life),
+            features=[m.GalleryImageFeature(name=n, value=v) for n, v in definition.features] or None,
             identifier=m.GalleryImageIdentifier(publisher=definition.publisher, offer=definition.offer,
                                                 sku=definition.sku)))
         return self._wait(f"creating {what}", lambda: self.client.gallery_images.begin_create_or_update(

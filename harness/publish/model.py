@@ -57,6 +57,9 @@ class ImageDefinition:
     description: str = ""
     end_of_life: str | None = None  # YYYY-MM-DD
     os_type: str = "Linux"
+    # Azure's image definition features, only those the build proved (publish/features.py), sorted by name:
+    # SecurityType=TrustedLaunchSupported, DiskControllerTypes=SCSI, NVMe, IsAcceleratedNetworkSupported=True
+    features: tuple[tuple[str, str], ...] = ()
 
     @property
     def firmware(self) -> str:
@@ -66,7 +69,8 @@ class ImageDefinition:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "publisher": self.publisher, "offer": self.offer, "sku": self.sku,
                 "os_type": self.os_type, "os_state": self.os_state, "hyper_v_generation": self.hyper_v_generation,
-                "architecture": self.architecture, "description": self.description, "end_of_life": self.end_of_life}
+                "architecture": self.architecture, "description": self.description, "end_of_life": self.end_of_life,
+                "features": [{"name": n, "value": v} for n, v in self.features]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImageDefinition:
@@ -74,17 +78,27 @@ class ImageDefinition:
                    sku=str(data["sku"]), os_state=str(data["os_state"]),
                    hyper_v_generation=str(data["hyper_v_generation"]),
                    architecture=str(data.get("architecture", "x64")), description=str(data.get("description", "")),
-                   end_of_life=data.get("end_of_life"), os_type=str(data.get("os_type", "Linux")))
+                   end_of_life=data.get("end_of_life"), os_type=str(data.get("os_type", "Linux")),
+                   features=tuple(sorted((str(f["name"]), str(f["value"])) for f in data.get("features") or [])))
 
     def default_name(self) -> str:
         """The name `harness publish` would pick for this identity, generation and OS state."""
         return default_name(self.offer, self.sku, self.hyper_v_generation, self.os_state)
 
     def mismatches(self, other: ImageDefinition) -> list[str]:
-        """Properties a version cannot differ in from its definition (Azure refuses these too)."""
-        return [f"{key} is {getattr(self, key)!r}, the build needs {getattr(other, key)!r}"
-                for key in ("os_state", "hyper_v_generation", "architecture", "os_type")
-                if getattr(self, key) != getattr(other, key)]
+        """Properties a version cannot differ in from its definition (Azure refuses these too; it cannot change an
+        existing definition's features either)."""
+        found = [f"{key} is {getattr(self, key)!r}, the build needs {getattr(other, key)!r}"
+                 for key in ("os_state", "hyper_v_generation", "architecture", "os_type")
+                 if getattr(self, key) != getattr(other, key)]
+        if self.features != other.features:
+            found.append(f"features are {feature_text(self.features)}, the build proves {feature_text(other.features)} "
+                         "(Azure cannot change the features of an existing definition)")
+        return found
+
+
+def feature_text(features: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{n}={v}" for n, v in features) or "none"
 
 
 @dataclass(frozen=True)
@@ -333,7 +347,8 @@ def definitions_for(manifest: Manifest, generations: Sequence[str],
 
 # -- the publish gate and the VHD pre-flight check -----------------------------------------------
 
-def gate(build: BuildFolder, generations: Sequence[str], *, force_unverified: bool) -> GateResult:
+def gate(build: BuildFolder, generations: Sequence[str], *, force_unverified: bool,
+         unproven: Sequence[tuple[str, str]] = ()) -> GateResult:
     """Refuse unless check passed for the build's digest and verify passed for each generation's firmware.
 
     With force_unverified the problems are returned (to be recorded on the version) instead of raised.
@@ -349,6 +364,7 @@ def gate(build: BuildFolder, generations: Sequence[str], *, force_unverified: bo
         firmware = GENERATION_FIRMWARE[gen]
         if digest and not stage_passed(build, Stage.VERIFY, digest, firmware):
             per_generation.append((gen, f"verify has not passed on {firmware} ({gen}) for this content"))
+    per_generation += [(g, problem) for g, problem in unproven if g in generations]
     result = GateResult(tuple(common), tuple(per_generation), force_unverified)
     if not result.verified and not force_unverified:
         raise GateRefused(f"refusing to publish an unverified build: {'; '.join(result.problems)}",

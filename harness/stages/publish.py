@@ -8,6 +8,7 @@ publish history (publish.json), so a refused publish never hides an earlier succ
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from harness.buildfolder import RAW, VHD, BuildFolder
 from harness.enums import Generation, Stage, Verdict
 from harness.errors import HarnessError
 from harness.integrity import require_unchanged
-from harness.publish import model
+from harness.publish import features, model
 from harness.report import write_stage
 from harness.results import FAILED, PASSED, WARNING, Record, StageReport, load_stage, now
 
@@ -124,8 +125,13 @@ def _prepare(build: BuildFolder, options: PublishOptions) -> model.PublishReques
     requested = model.validate_options(build.manifest(), generation=options.generation,
                                        definitions=options.definitions, version=options.version,
                                        end_of_life=options.end_of_life, target_regions=options.target_regions)
-    require_unchanged(build, "publish")
-    gate = model.gate(build, requested.generations, force_unverified=options.force_unverified)
+    manifest = require_unchanged(build, "publish")
+    found = features.evidence(build, manifest.content_digest)
+    proven = {d.hyper_v_generation: features.proven(d.hyper_v_generation, found) for d in requested.definitions}
+    unproven = [(g, problem) for g, have in proven.items() for problem in features.unproven(g, manifest, have)]
+    gate = model.gate(build, requested.generations, force_unverified=options.force_unverified, unproven=unproven)
+    requested = dataclasses.replace(requested, definitions=tuple(
+        dataclasses.replace(d, features=proven[d.hyper_v_generation]) for d in requested.definitions))
     if (build.path / RAW).exists() and not (build.path / VHD).exists():
         from harness.stages import convert
 

@@ -19,16 +19,18 @@ from typing import Any
 
 from harness import recipe as recipe_mod
 from harness.buildfolder import BuildFolder
-from harness.enums import Accel, Firmware, KeepPolicy, Platform, Stage
+from harness.enums import Accel, DiskController, Firmware, KeepPolicy, Platform, SecurityType, Stage
 from harness.errors import HarnessError, VerifyError
 from harness.integrity import require_unchanged
 from harness.log import stage
 from harness.manifest import Manifest
 from harness.report import write_stage
 from harness.results import FAILED, PASSED, SKIPPED, WARNING, Record, StageReport, load_stage
-from harness.verify import guestchecks, usertests
+from harness.verify import configchecks, configs, guestchecks, usertests
 from harness.verify.boot import BootRequest, BootSession
+from harness.verify.configs import VmConfiguration
 from harness.verify.prepare import choose_accel, image_host_keys
+from harness.vm.accel import AccelChoice
 from harness.vm.network import GUEST_IP
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,14 @@ READY_WARN_S = 60.0  # image-checks 2.1: report-ready after power-on, WARN above
 
 @dataclass(frozen=True)
 class VerifyOptions:
-    firmwares: tuple[Firmware, ...] = (Firmware.BIOS, Firmware.UEFI)
+    """Which boots: with no firmware, security type or disk controller given, the plan that boots every value
+    the build declares at least once (verify/configs.py); otherwise every valid combination of the given ones
+    (firmware: the build's generations, security type: standard, disk controller: scsi when not given)."""
+
+    firmwares: tuple[Firmware, ...] | None = None
+    security_types: tuple[SecurityType, ...] | None = None
+    disk_controllers: tuple[DiskController, ...] | None = None
+    every_declared: tuple[str, ...] = ()  # dimensions asked as `all`: firmwares, security_types, disk_controllers
     platforms: tuple[Platform, ...] = (Platform.AZURE,)
     keep: KeepPolicy = KeepPolicy.ON_ERROR
     faults: tuple[str, ...] = ()
@@ -93,7 +102,8 @@ def provisioned_guest(session: BootSession, manifest: Manifest, recipe: recipe_m
         agent=manifest.agent, manifest=manifest, allowed_failed_units=recipe.allowed_failed_units,
         kernel_cmdline=manifest.kernel_cmdline, serial_log=session.vm.serial(),
         overlay_size_bytes=session.overlay_size_bytes, host_key_fingerprint=fingerprint(guest.host_key.asbytes()),
-        image_host_keys=host_keys, ready_request=ready_request, guest_ip=GUEST_IP, accel=request.accel.accel)
+        image_host_keys=host_keys, ready_request=ready_request, guest_ip=GUEST_IP, accel=request.accel.accel,
+        security_type=request.security_type, disk_controller=request.disk_controller)
 
 
 def _user_tests(session: BootSession, tests: tuple[Path, ...]) -> list[Record]:
@@ -114,7 +124,8 @@ def _check_guest(session: BootSession, manifest: Manifest, recipe: recipe_mod.Re
     """Wait for provisioning, connect, and run every in-guest check (one batch), the evidence logs and the
     user's tests."""
     ctx = provisioned_guest(session, manifest, recipe, host_keys)
-    records = guestchecks.run_all(ctx, session.evidence)
+    records = guestchecks.run_all(ctx, session.evidence,
+                                  configchecks.probes_for(ctx.security_type, ctx.disk_controller), configchecks.CHECKS)
     if tests:
         records += _user_tests(session, tests)
     assert session.vm is not None
@@ -128,6 +139,7 @@ def boot_and_check(request: BootRequest, manifest: Manifest, recipe: recipe_mod.
                    host_keys: list[str], tests: tuple[Path, ...] = ()) -> BootOutcome:
     """One boot: wait for provisioning, run every in-guest check, collect timings and evidence."""
     outcome = BootOutcome(info={"firmware": request.firmware, "platform": request.platform,
+                                "security_type": request.security_type, "disk_controller": request.disk_controller,
                                 "accel": request.accel.accel, "accel_reason": request.accel.reason})
     session = BootSession(request)
     with session:
@@ -137,6 +149,8 @@ def boot_and_check(request: BootRequest, manifest: Manifest, recipe: recipe_mod.
         except HarnessError as exc:
             session.failed = True
             outcome.records.append(_boot_failed(request.firmware, request.platform, exc))
+        for record in outcome.records:
+            record.configuration = request.name
         if any(r.result == FAILED for r in outcome.records):
             session.failed = True
         outcome.info["timings_s"] = session.timings.to_json()
@@ -177,6 +191,38 @@ def recipe_tests(manifest: Manifest, recipe: recipe_mod.Recipe) -> tuple[Path, .
     return tuple(folder / entry for entry in recipe.tests)
 
 
+def configurations(manifest: Manifest, options: VerifyOptions) -> list[VmConfiguration]:
+    """The VM configurations this verify boots (see VerifyOptions)."""
+    firmwares = [Firmware(f) for f in manifest.firmwares]
+    security = [SecurityType(s) for s in manifest.security_types]
+    controllers = [DiskController(c) for c in manifest.disk_controllers]
+    given = (options.firmwares, options.security_types, options.disk_controllers)
+    if all(g is None for g in given) and not options.every_declared:
+        return configs.plan(firmwares, security, controllers)
+    every = set(options.every_declared)
+    return configs.explicit(
+        firmwares if "firmwares" in every else options.firmwares or firmwares,
+        security if "security_types" in every else options.security_types or (SecurityType.STANDARD,),
+        controllers if "disk_controllers" in every else options.disk_controllers or (DiskController.SCSI,))
+
+
+def _requests(build: BuildFolder, manifest: Manifest, recipe: recipe_mod.Recipe, options: VerifyOptions, *,
+              choice: AccelChoice, report: StageReport) -> list[BootRequest]:
+    """One boot per configuration and platform (a NoCloud boot of an Azure-only image is a skipped record)."""
+    requests: list[BootRequest] = []
+    for config in configurations(manifest, options):
+        for platform in options.platforms:
+            if platform == Platform.NOCLOUD and Platform.NOCLOUD not in recipe.platforms:
+                report.records.append(_nocloud_refused(recipe, config.firmware))
+                continue
+            requests.append(BootRequest(build=build, firmware=config.firmware, platform=platform, accel=choice,
+                                        keep=options.keep, faults=options.faults,
+                                        timeout_s=options.timeout_s or recipe.boot_timeout_s,
+                                        provision_guest_agent=options.provision_guest_agent,
+                                        security_type=config.security_type, disk_controller=config.disk_controller))
+    return requests
+
+
 def run(build: BuildFolder, options: VerifyOptions) -> StageReport:
     """Boot every requested firmware x platform (concurrently, see VerifyOptions.parallel); write verify.json.
 
@@ -184,24 +230,14 @@ def run(build: BuildFolder, options: VerifyOptions) -> StageReport:
     this kind of machine two boots side by side take little longer than one.
     """
     start = time.monotonic()
-    with stage("verify", f"{build.recipe_name} {build.build_id}: {', '.join(options.firmwares)} x "
-                         f"{', '.join(options.platforms)}"):
+    with stage("verify", f"{build.recipe_name} {build.build_id}"):
         manifest = require_unchanged(build, "verify")
         recipe = recipe_of(manifest)
         tests = (*options.tests, *recipe_tests(manifest, recipe))
         report = StageReport(stage=Stage.VERIFY, content_digest=manifest.content_digest)
         choice = choose_accel(build, options.accel)
         host_keys = image_host_keys(build)
-        requests: list[BootRequest] = []
-        for firmware in options.firmwares:
-            for platform in options.platforms:
-                if platform == Platform.NOCLOUD and Platform.NOCLOUD not in recipe.platforms:
-                    report.records.append(_nocloud_refused(recipe, firmware))
-                    continue
-                requests.append(BootRequest(build=build, firmware=firmware, platform=platform, accel=choice,
-                                            keep=options.keep, faults=options.faults,
-                                            timeout_s=options.timeout_s or recipe.boot_timeout_s,
-                                            provision_guest_agent=options.provision_guest_agent))
+        requests = _requests(build, manifest, recipe, options, choice=choice, report=report)
         if not requests and not report.records:
             raise VerifyError("nothing was verified", "choose at least one firmware and platform")
         boots: dict[str, Any] = {}
@@ -211,7 +247,7 @@ def run(build: BuildFolder, options: VerifyOptions) -> StageReport:
             for request, future in zip(requests, futures, strict=True):
                 outcome = future.result()
                 report.records.extend(outcome.records)
-                boots[f"{request.firmware}-{request.platform}"] = outcome.info
+                boots[request.name] = outcome.info
         report.details = {"accel": choice.accel, "accel_reason": choice.reason, "boots": boots,
                           "parallel_boots": workers}
         report.duration_s = round(time.monotonic() - start, 1)
@@ -233,8 +269,8 @@ def keep_other_boots(build: BuildFolder, report: StageReport) -> None:
     previous = load_stage(build, Stage.VERIFY)
     if previous is None or previous.content_digest != report.content_digest:
         return
-    done = {(r.firmware, r.platform) for r in report.records}
-    report.records.extend(r for r in previous.records if (r.firmware, r.platform) not in done)
+    done = {r.where for r in report.records}
+    report.records.extend(r for r in previous.records if r.where not in done)
     for name, boot in previous.details.get("boots", {}).items():
         report.details["boots"].setdefault(name, boot)
     report.artifacts = {name: str(boot.get("evidence", "")) for name, boot in report.details["boots"].items()}

@@ -23,11 +23,13 @@ from types import TracebackType
 from typing import Any
 
 from harness.buildfolder import BuildFolder, builds_root
+from harness.enums import DiskController, Firmware, SecurityType
 from harness.errors import VerifyError
 from harness.housekeeping import take_lock
 from harness.platform import ovf
 from harness.platform.config import PlatformConfig, qemu_smbios_args
 from harness.platform.faults import FaultRule, FaultSet
+from harness.verify.configs import VmConfiguration
 from harness.verify.events import PlatformView
 from harness.vm import firmware as fw
 from harness.vm.accel import AccelChoice
@@ -36,6 +38,7 @@ from harness.vm.netns import NetNamespace
 from harness.vm.network import GATEWAY, GUEST_IP, IMDS, PREFIX, WIRESERVER, AzureNetwork, NetworkPlan
 from harness.vm.qemu import Drive, Nic, VMSpec
 from harness.vm.ssh import Guest, KeyPair, generate_keypair
+from harness.vm.tpm import SoftwareTpm
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,18 @@ class BootRequest:
     memory_mib: int = 2048
     cpus: int = 2
     provision_guest_agent: bool = True
+    security_type: str = SecurityType.STANDARD  # trusted-launch: Secure Boot with Microsoft's keys + a TPM 2.0
+    disk_controller: str = DiskController.SCSI  # nvme: the OS disk on an NVMe controller
+
+    @property
+    def configuration(self) -> VmConfiguration:
+        return VmConfiguration(Firmware(self.firmware), SecurityType(self.security_type),
+                               DiskController(self.disk_controller))
+
+    @property
+    def name(self) -> str:
+        """The boot's name, also its evidence folder: bios-azure, uefi-trusted-launch-nvme-azure ..."""
+        return f"{self.configuration.name}-{self.platform}"
 
 
 @dataclass
@@ -110,13 +125,13 @@ class BootSession:
     # -- setup -------------------------------------------------------------------------------
     def __enter__(self) -> BootSession:
         req = self.request
-        self.evidence = req.build.path / "verify" / f"{req.firmware}-{req.platform}"
+        self.evidence = req.build.path / "verify" / req.name
         if self.evidence.exists():
             shutil.rmtree(self.evidence)
         self.evidence.mkdir(parents=True)
         scratch_root = builds_root() / ".scratch"
         scratch_root.mkdir(parents=True, exist_ok=True)
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"{req.build.recipe_name}-{req.firmware}-{req.platform}-",
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"{req.build.recipe_name}-{req.name}-",
                                              dir=scratch_root))
         try:
             self._scratch_lock = take_lock(self.scratch)  # held while booting: `builds prune` leaves it alone
@@ -146,7 +161,10 @@ class BootSession:
         if req.platform == "azure":
             self._start_platform()
         self._start_ssh_bridge()
-        self.vm = self._stack.enter_context(VM(self._spec(cdrom), self.evidence, prefix=self.ns.prefix()))
+        tpm = None
+        if req.security_type == SecurityType.TRUSTED_LAUNCH:
+            tpm = self._stack.enter_context(SoftwareTpm(self.scratch / "tpm", self.evidence / "swtpm.log"))
+        self.vm = self._stack.enter_context(VM(self._spec(cdrom, tpm), self.evidence, prefix=self.ns.prefix()))
         self._qemu_wall_start = time.time()
         (self.evidence / "accel.txt").write_text(f"{req.accel.accel}: {req.accel.reason}\n", encoding="utf-8")
 
@@ -195,7 +213,7 @@ class BootSession:
                 raise VerifyError("the SSH bridge into the namespace did not start", f"see {self.scratch}")
             time.sleep(0.05)
 
-    def _spec(self, cdrom: Drive) -> VMSpec:
+    def _spec(self, cdrom: Drive, tpm: SoftwareTpm | None) -> VMSpec:
         req = self.request
         build = req.build
         disk = build.disk()
@@ -204,19 +222,21 @@ class BootSession:
         overlay = self.scratch / "overlay.qcow2"
         create_overlay(disk, build.disk_format(), overlay, self.overlay_size_bytes)
         code = variables = None
+        secure_boot = req.security_type == SecurityType.TRUSTED_LAUNCH
         if req.firmware == "uefi":
-            code, template = fw.ovmf_files()
+            code, template = fw.ovmf_files(secure_boot=secure_boot)
             variables = fw.private_vars(template, self.scratch / "OVMF_VARS.fd")
         else:
             fw.check_seabios()
         azure = req.platform == "azure"
         return VMSpec(
-            name=f"{build.recipe_name}-{req.firmware}-{req.platform}", firmware=req.firmware, accel=req.accel.accel,
+            name=f"{build.recipe_name}-{req.name}", firmware=req.firmware, accel=req.accel.accel,
             disk=Drive(overlay, "qcow2"), serial_log=self.evidence / "serial.log",
             qmp_socket=self.scratch / "qmp.sock", memory_mib=req.memory_mib, cpus=req.cpus, cdrom=cdrom,
             nic=Nic("tap0", MAC), ovmf_code=code, ovmf_vars=variables,
             smbios=tuple(qemu_smbios_args(self.config)) if azure else ("-uuid", self.config.smbios_uuid),
-            hide_hypervisor=azure,
+            hide_hypervisor=azure, secure_boot=secure_boot, tpm_socket=tpm.socket if tpm else None,
+            disk_controller=req.disk_controller,
         )
 
     @property

@@ -10,9 +10,7 @@ go to the evidence folder. Names follow image-checks.md (B*, C*, E*).
 from __future__ import annotations
 
 import base64
-import binascii
 import re
-import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -25,22 +23,10 @@ from harness.errors import VerifyError
 from harness.manifest import Manifest
 from harness.platform.config import MARKER_PATH, PlatformConfig
 from harness.results import FAILED, PASSED, SKIPPED, WARNING, Record
+from harness.verify.batch import Probe, ProbeResult, batch_script, parse_batch
 from harness.vm.ssh import CommandResult, Guest
 
 BATCH_TIMEOUT_S = 600.0
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One command of the batch. `root`: in the batch's one `sudo -n` part; `background`: started at once
-    and collected at the end (slow evidence that no check reads, e.g. systemd-analyze under TCG)."""
-
-    command: str
-    root: bool = False
-    background: bool = False
-
-    def shell(self) -> str:
-        return f"sudo -n sh -c {shlex.quote(self.command)}" if self.root else self.command
 
 
 # Probes in the order they run (the admin user's part, then the root part in one sudo). The waits come
@@ -86,74 +72,6 @@ GUEST_LOGS: dict[str, Probe] = {
     "systemd-analyze-plot.svg": Probe("systemd-analyze plot", background=True),
 }
 
-# Each probe's line: KEY|EXIT|SECONDS|BASE64(stdout)|BASE64(stderr); base64 has no '|'. A background probe
-# writes its files under $T/<n>.* and its line is printed by `collect` once it is done.
-_RUNNER = r"""
-run() {
-  start=$(date +%s.%N)
-  sh -c "$2" >"$T/$1.o" 2>"$T/$1.e" </dev/null; echo $? >"$T/$1.rc"
-  awk "BEGIN{print $(date +%s.%N)-$start}" >"$T/$1.t"
-}
-emit() {
-  printf '%s|%s|%s|%s|%s\n' "$2" "$(cat "$T/$1.rc")" "$(cat "$T/$1.t")" \
-    "$(base64 -w0 <"$T/$1.o")" "$(base64 -w0 <"$T/$1.e")"
-}
-probe() { run "$1" "$3"; emit "$1" "$2"; }
-T=$(mktemp -d) || exit 99
-trap 'rm -rf "$T"' EXIT
-"""
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    result: CommandResult
-    duration_s: float
-
-
-ROOT_PART = "HARNESS_ROOT_BATCH"
-
-
-def batch_script(probes: dict[str, Probe], env: dict[str, str]) -> str:
-    """The shell program the batch runs in the guest as the admin user: its probes in order, the background
-    ones beside them, and every root probe in one `sudo -n sh` (one PAM session instead of one per probe)."""
-    numbered = list(enumerate(probes.items()))
-    lines = [f"{name}={shlex.quote(value)}; export {name}" for name, value in env.items()]
-    lines.append(_RUNNER)
-    background = [(n, key) for n, (key, p) in numbered if p.background]
-    started = False
-    for n, (key, probe) in numbered:
-        if probe.root or probe.background:
-            continue
-        lines.append(f"probe {n} {shlex.quote(key)} {shlex.quote(probe.command)}")
-        if not started:  # after the first probe (the boot has finished), start the slow evidence
-            lines += [f"run {m} {shlex.quote(probes[k].command)} &" for m, k in background]
-            started = True
-    root = [f"probe {n} {shlex.quote(key)} {shlex.quote(p.command)}" for n, (key, p) in numbered if p.root]
-    if root:
-        lines += [f"sudo -n sh -s <<'{ROOT_PART}'", _RUNNER, *root, ROOT_PART]
-    if background:
-        lines += ["wait", *(f"emit {m} {shlex.quote(k)}" for m, k in background)]
-    return "\n".join(lines) + "\n"
-
-
-def parse_batch(stdout: str, probes: dict[str, Probe]) -> dict[str, ProbeResult]:
-    """The batch's output lines back into one CommandResult per probe; a probe with no line is an error."""
-    results: dict[str, ProbeResult] = {}
-    for line in stdout.splitlines():
-        parts = line.split("|")
-        if len(parts) != 5 or parts[0] not in probes:
-            continue
-        key, code, seconds, out, err = parts
-        try:
-            stdout_text = base64.b64decode(out).decode(errors="replace")
-            stderr_text = base64.b64decode(err).decode(errors="replace")
-            results[key] = ProbeResult(CommandResult(probes[key].shell(), int(code), stdout_text, stderr_text),
-                                       round(float(seconds or 0), 3))  # a missing .t (killed) is 0
-        except (ValueError, binascii.Error):
-            continue
-    return results
-
-
 @dataclass
 class GuestContext:
     guest: Guest
@@ -171,15 +89,19 @@ class GuestContext:
     ready_request: dict[str, Any] | None = None
     guest_ip: str = ""
     accel: str = ""
+    security_type: str = "standard"
+    disk_controller: str = "scsi"
     out: dict[str, ProbeResult] = field(default_factory=dict)
+    probes: dict[str, Probe] = field(default_factory=dict)  # what the batch ran (PROBES + the configuration's)
     password_accepted: bool | None = None
 
     def probe(self, key: str) -> CommandResult:
         """The result of one probe of the batch (a probe the batch never reported is a failure, not a pass)."""
         found = self.out.get(key)
         if found is None:
-            why = "the batch's root part (sudo -n) did not run" if PROBES[key].root else "the batch stopped before it"
-            return CommandResult(PROBES[key].shell(), -1, "", f"no result for this probe: {why}")
+            probe = self.probes.get(key) or PROBES[key]
+            why = "the batch's root part (sudo -n) did not run" if probe.root else "the batch stopped before it"
+            return CommandResult(probe.shell(), -1, "", f"no result for this probe: {why}")
         return found.result
 
 
@@ -190,7 +112,7 @@ class GuestCheck:
     evaluate: Callable[[GuestContext], Record]
 
 
-def _record(name: str, ok: bool | None, actual: object, required: object, message: str = "", *,
+def check_record(name: str, ok: bool | None, actual: object, required: object, message: str = "", *,
             warn: bool = False) -> Record:
     if ok is None:
         result = SKIPPED
@@ -202,8 +124,8 @@ def _record(name: str, ok: bool | None, actual: object, required: object, messag
                   message=message)
 
 
-def _failed_command(name: str, result: CommandResult, required: str) -> Record:
-    return _record(name, False, f"exit {result.exit_code}", required, result.describe())
+def failed_command(name: str, result: CommandResult, required: str) -> Record:
+    return check_record(name, False, f"exit {result.exit_code}", required, result.describe())
 
 
 # -- provisioning (C*) -------------------------------------------------------------------------
@@ -212,9 +134,9 @@ def hostname(ctx: GuestContext) -> Record:
     name = "C5 host name applied"
     result = ctx.probe("hostname")
     if result.exit_code != 0:
-        return _failed_command(name, result, ctx.config.hostname)
+        return failed_command(name, result, ctx.config.hostname)
     actual = result.stdout.strip()
-    return _record(name, actual == ctx.config.hostname, actual, ctx.config.hostname,
+    return check_record(name, actual == ctx.config.hostname, actual, ctx.config.hostname,
                    "" if actual == ctx.config.hostname else "the agent did not apply the OVF HostName")
 
 
@@ -223,10 +145,10 @@ def admin_user(ctx: GuestContext) -> Record:
     user = ctx.config.admin_username
     result = ctx.probe("passwd_admin")
     if result.exit_code != 0:
-        return _failed_command(name, result, f"user {user}")
+        return failed_command(name, result, f"user {user}")
     fields = result.stdout.strip().split(":")
     ok = len(fields) == 7 and fields[5] == f"/home/{user}" and fields[6].endswith("sh")
-    return _record(name, ok, result.stdout.strip(), f"{user} with /home/{user} and a shell")
+    return check_record(name, ok, result.stdout.strip(), f"{user} with /home/{user} and a shell")
 
 
 def authorized_keys(ctx: GuestContext) -> Record:
@@ -235,7 +157,7 @@ def authorized_keys(ctx: GuestContext) -> Record:
     name = "C6 exactly the injected SSH key"
     result = ctx.probe("authorized_keys")
     if result.exit_code != 0:
-        return _failed_command(name, result, "authorized_keys with the injected key")
+        return failed_command(name, result, "authorized_keys with the injected key")
     lines = [ln for ln in result.stdout.splitlines() if ln.strip()]
     mode = int(lines.pop() if lines else "777", 8)
     keys = [" ".join(ln.split()[:2]) for ln in lines if not ln.startswith("#")]
@@ -243,21 +165,22 @@ def authorized_keys(ctx: GuestContext) -> Record:
     actual = f"{len(keys)} key(s), mode {mode:o}"
     required = "1 key (the injected one), mode <= 0600"
     if keys != [wanted] or mode & 0o022:
-        return _record(name, False, actual, required, f"keys found: {keys}; group/world-writable: {bool(mode & 0o022)}")
+        return check_record(name, False, actual, required,
+                            f"keys found: {keys}; group/world-writable: {bool(mode & 0o022)}")
     if mode & 0o077:
-        return _record(name, False, actual, required, "readable by others (LISA sanity wants <= 0600)", warn=True)
-    return _record(name, True, actual, required)
+        return check_record(name, False, actual, required, "readable by others (LISA sanity wants <= 0600)", warn=True)
+    return check_record(name, True, actual, required)
 
 
 def no_other_root(ctx: GuestContext) -> Record:
     result = ctx.probe("uid0")
     users = result.stdout.split()
-    return _record("C6 no UID 0 account but root", result.exit_code == 0 and users == ["root"], users, ["root"])
+    return check_record("C6 no UID 0 account but root", result.exit_code == 0 and users == ["root"], users, ["root"])
 
 
 def sudo_works(ctx: GuestContext) -> Record:
     result = ctx.probe("sudo")
-    return _record("C6 admin user can sudo", result.exit_code == 0, f"exit {result.exit_code}", "exit 0",
+    return check_record("C6 admin user can sudo", result.exit_code == 0, f"exit {result.exit_code}", "exit 0",
                    "" if result.exit_code == 0 else result.describe())
 
 
@@ -265,12 +188,12 @@ def password_login_disabled(ctx: GuestContext) -> Record:
     name = "C7 password login disabled"
     result = ctx.probe("sshd_password")
     if result.exit_code != 0:
-        return _failed_command(name, result, "passwordauthentication no")
+        return failed_command(name, result, "passwordauthentication no")
     setting = result.stdout.strip().lower()
     accepted = ctx.password_accepted
     ok = setting == "passwordauthentication no" and accepted is False
     attempt = {True: "accepted", False: "rejected", None: "not made"}[accepted]
-    return _record(name, ok, f"{setting}; password attempt {attempt}",
+    return check_record(name, ok, f"{setting}; password attempt {attempt}",
                    "passwordauthentication no; password attempt rejected")
 
 
@@ -280,28 +203,28 @@ def custom_data(ctx: GuestContext) -> Record:
     if ctx.agent == Agent.WAAGENT:
         result = ctx.probe("custom_data_waagent")
         if result.exit_code != 0:
-            return _failed_command(name, result, "/var/lib/waagent/CustomData")
+            return failed_command(name, result, "/var/lib/waagent/CustomData")
         try:
             decoded = base64.b64decode(result.stdout.strip()).decode(errors="replace")
         except ValueError:
             decoded = result.stdout
         ok = ctx.config.marker in decoded
-        return _record(name, ok, "marker found in CustomData" if ok else decoded[:80],
+        return check_record(name, ok, "marker found in CustomData" if ok else decoded[:80],
                        f"marker {ctx.config.marker} in /var/lib/waagent/CustomData")
     result = ctx.probe("custom_data_marker")
     if result.exit_code != 0:
-        return _failed_command(name, result, f"{MARKER_PATH} written by the custom data")
+        return failed_command(name, result, f"{MARKER_PATH} written by the custom data")
     actual = result.stdout.strip()
-    return _record(name, actual == ctx.config.marker, actual, ctx.config.marker)
+    return check_record(name, actual == ctx.config.marker, actual, ctx.config.marker)
 
 
 def cloud_init_status(ctx: GuestContext) -> Record:
     name = "C1 cloud-init finished without errors"
     if ctx.agent != Agent.CLOUD_INIT:
-        return _record(name, None, f"agent is {ctx.agent}", "cloud-init provisioning", "not applicable")
+        return check_record(name, None, f"agent is {ctx.agent}", "cloud-init provisioning", "not applicable")
     result = ctx.probe("cloud_init_wait")
     ok = result.exit_code == 0 and "status: done" in result.stdout
-    return _record(name, ok, result.stdout.strip().replace("\n", "; ")[:300] or f"exit {result.exit_code}",
+    return check_record(name, ok, result.stdout.strip().replace("\n", "; ")[:300] or f"exit {result.exit_code}",
                    "exit 0, status: done", "" if ok else result.describe())
 
 
@@ -310,60 +233,60 @@ def datasource(ctx: GuestContext) -> Record:
     IMDS-only fallback, which silently drops custom data and the password policy)."""
     name = "C2 intended datasource used"
     if ctx.agent != Agent.CLOUD_INIT:
-        return _record(name, None, f"agent is {ctx.agent}", "cloud-init datasource", "not applicable")
+        return check_record(name, None, f"agent is {ctx.agent}", "cloud-init datasource", "not applicable")
     wanted = "DataSourceAzure [seed=/dev/sr0]" if ctx.platform == Platform.AZURE else "DataSourceNoCloud"
     result = ctx.probe("cloud_init_result")
     if result.exit_code != 0:
-        return _failed_command(name, result, wanted)
+        return failed_command(name, result, wanted)
     match = re.search(r'"datasource":\s*"([^"]*)"', result.stdout)
     actual = match.group(1) if match else "none"
-    return _record(name, actual.startswith(wanted), actual, wanted)
+    return check_record(name, actual.startswith(wanted), actual, wanted)
 
 
 def agent_provisioned(ctx: GuestContext) -> Record:
     """waagent's own marker that provisioning finished for this instance."""
     name = "E1 agent provisioning marker"
     if ctx.platform != Platform.AZURE:
-        return _record(name, None, ctx.platform, "azure platform", "not applicable on NoCloud")
+        return check_record(name, None, ctx.platform, "azure platform", "not applicable on NoCloud")
     result = ctx.probe("waagent_provisioned")
     ok = result.exit_code == 0
     required = "/var/lib/waagent/provisioned (waagent saw provisioning finish)"
-    return _record(name, ok, "present" if ok else "absent", required, "" if ok else result.describe(),
+    return check_record(name, ok, "present" if ok else "absent", required, "" if ok else result.describe(),
                    warn=ctx.agent == Agent.CLOUD_INIT)
 
 
 def waagent_running(ctx: GuestContext) -> Record:
     name = "E1 Azure Linux Agent running"
     if ctx.platform != Platform.AZURE:
-        return _record(name, None, ctx.platform, "azure platform", "not applicable on NoCloud")
+        return check_record(name, None, ctx.platform, "azure platform", "not applicable on NoCloud")
     states = ctx.probe("waagent_active").stdout.split()
-    return _record(name, "active" in states, states or "not installed", "active")
+    return check_record(name, "active" in states, states or "not installed", "active")
 
 
 def guest_agent_setting(ctx: GuestContext) -> Record:
     """ProvisionGuestAgent from the OVF is honoured: false makes waagent disable extension handling."""
     name = "E1 ProvisionGuestAgent honoured"
     if ctx.platform != Platform.AZURE or ctx.agent != Agent.WAAGENT:
-        return _record(name, None, f"{ctx.agent} on {ctx.platform}", "waagent on azure", "not applicable")
+        return check_record(name, None, f"{ctx.agent} on {ctx.platform}", "waagent on azure", "not applicable")
     # waagent's marker is disable_agent (conf.get_disable_agent_file_path); its log names it on disabling.
     result = ctx.probe("disable_agent")
     actual = result.stdout.strip()
     wanted = "enabled" if ctx.config.provision_guest_agent else "disabled"
-    return _record(name, result.exit_code == 0 and actual == wanted, f"extension handling {actual}",
+    return check_record(name, result.exit_code == 0 and actual == wanted, f"extension handling {actual}",
                    f"extension handling {wanted} (ProvisionGuestAgent={str(ctx.config.provision_guest_agent).lower()})")
 
 
 def ready_from_guest(ctx: GuestContext) -> Record:
     name = "C3 Ready reported by the guest's agent"
     if ctx.platform != Platform.AZURE:
-        return _record(name, None, ctx.platform, "azure platform", "not applicable on NoCloud")
+        return check_record(name, None, ctx.platform, "azure platform", "not applicable on NoCloud")
     request = ctx.ready_request
     if request is None:
-        return _record(name, False, "no accepted Ready report", "a Ready health report from the guest")
+        return check_record(name, False, "no accepted Ready report", "a Ready health report from the guest")
     client = str(request.get("client", ""))
     agent = {k.lower(): v for k, v in dict(request.get("headers", {})).items()}.get("x-ms-agent-name", "")
     ok = client.split(":", 1)[0] == ctx.guest_ip
-    return _record(name, ok, f"from {client} ({agent or 'no x-ms-agent-name'})", f"from the guest {ctx.guest_ip}")
+    return check_record(name, ok, f"from {client} ({agent or 'no x-ms-agent-name'})", f"from the guest {ctx.guest_ip}")
 
 
 # -- boot and system (B*, E*) ---------------------------------------------------------------
@@ -372,10 +295,10 @@ def failed_units(ctx: GuestContext) -> Record:
     name = "B5 no failed systemd units"
     result = ctx.probe("failed_units")
     if result.exit_code != 0:
-        return _failed_command(name, result, "no failed units")
+        return failed_command(name, result, "no failed units")
     units = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
     unexpected = [u for u in units if u not in ctx.allowed_failed_units]
-    return _record(name, not unexpected, units or "none", f"none (allowed: {list(ctx.allowed_failed_units)})",
+    return check_record(name, not unexpected, units or "none", f"none (allowed: {list(ctx.allowed_failed_units)})",
                    f"failed: {', '.join(unexpected)}" if unexpected else "")
 
 
@@ -383,16 +306,16 @@ def root_grown(ctx: GuestContext) -> Record:
     name = "C12 root file system grown to the disk"
     result = ctx.probe("root_size")
     if result.exit_code != 0:
-        return _failed_command(name, result, "root file system spanning the disk")
+        return failed_command(name, result, "root file system spanning the disk")
     numbers = [int(x) for x in result.stdout.split() if x.isdigit()]
     if len(numbers) < 2:
-        return _record(name, False, result.stdout.strip(), "file system and disk sizes")
+        return check_record(name, False, result.stdout.strip(), "file system and disk sizes")
     fs_size, disk_size = numbers[0], numbers[1]
     # A file system that was not grown cannot be larger than the root partition the image shipped.
     root = ctx.manifest.disk.partition("root")
     shipped = root.size_bytes if root else 0
     ok = disk_size == ctx.overlay_size_bytes and fs_size > shipped
-    return _record(name, ok, f"file system {fs_size} B on a {disk_size} B disk",
+    return check_record(name, ok, f"file system {fs_size} B on a {disk_size} B disk",
                    f"disk {ctx.overlay_size_bytes} B and a file system larger than the shipped partition ({shipped} B)")
 
 
@@ -400,10 +323,10 @@ def host_keys_fresh(ctx: GuestContext) -> Record:
     name = "C10 SSH host keys generated on first boot"
     result = ctx.probe("host_keys")
     if result.exit_code != 0:
-        return _failed_command(name, result, "host keys present in the guest")
+        return failed_command(name, result, "host keys present in the guest")
     fingerprints = [line.split()[1] for line in result.stdout.splitlines() if len(line.split()) > 1]
     ok = bool(fingerprints) and ctx.host_key_fingerprint in fingerprints and not ctx.image_host_keys
-    return _record(name, ok, f"{len(fingerprints)} keys in the guest, served {ctx.host_key_fingerprint}; "
+    return check_record(name, ok, f"{len(fingerprints)} keys in the guest, served {ctx.host_key_fingerprint}; "
                    f"image had {ctx.image_host_keys or 'none'}",
                    "keys present in the guest, the served one among them, none in the image")
 
@@ -412,21 +335,21 @@ def machine_id(ctx: GuestContext) -> Record:
     result = ctx.probe("machine_id")
     value = result.stdout.strip()
     ok = result.exit_code == 0 and bool(re.fullmatch(r"[0-9a-f]{32}", value)) and set(value) != {"0"}
-    return _record("C10 machine-id set", ok, value or f"exit {result.exit_code}", "32 hex digits, fresh")
+    return check_record("C10 machine-id set", ok, value or f"exit {result.exit_code}", "32 hex digits, fresh")
 
 
 def kernel_cmdline(ctx: GuestContext) -> Record:
     result = ctx.probe("cmdline")
     tokens = result.stdout.split()
     missing = [t for t in ctx.kernel_cmdline if t not in tokens]
-    return _record("A9 Azure kernel parameters present", result.exit_code == 0 and not missing,
+    return check_record("A9 Azure kernel parameters present", result.exit_code == 0 and not missing,
                    result.stdout.strip(), " ".join(ctx.kernel_cmdline),
                    f"missing: {' '.join(missing)}" if missing else "")
 
 
 def serial_console(ctx: GuestContext) -> Record:
     ok = bool(re.search(r"console \[ttyS0\] enabled", ctx.serial_log))
-    return _record("B1 serial console carries kernel output", ok,
+    return check_record("B1 serial console carries kernel output", ok,
                    "console [ttyS0] enabled" if ok else "no 'console [ttyS0] enabled' line",
                    "console [ttyS0] enabled in the serial log")
 
@@ -459,35 +382,35 @@ def console_clean(ctx: GuestContext) -> Record:
     name = "B2 no panic, oops or call trace"
     hard, stalls = console_problems(ctx.serial_log)
     if hard or not stalls:
-        return _record(name, not hard, hard or "none", "none")
+        return check_record(name, not hard, hard or "none", "none")
     starved = ctx.accel == "tcg"
     message = ("CPU stall under TCG: the emulator starved the vCPU on a busy host, not an image defect "
                "(confirm under KVM)") if starved else "CPU stall reported"
-    return _record(name, False, stalls[:3], "none", message, warn=starved)
+    return check_record(name, False, stalls[:3], "none", message, warn=starved)
 
 
 def firmware_matches(ctx: GuestContext) -> Record:
     actual = ctx.probe("firmware").stdout.strip()
-    return _record("E12 booted by the expected firmware", actual == ctx.firmware, actual, ctx.firmware)
+    return check_record("E12 booted by the expected firmware", actual == ctx.firmware, actual, ctx.firmware)
 
 
 def network_eth0(ctx: GuestContext) -> Record:
     result = ctx.probe("eth0")
     ok = result.exit_code == 0 and f" {ctx.guest_ip}/" in result.stdout
-    return _record("C11 primary NIC eth0 configured by DHCP", ok, result.stdout.strip()[:200] or result.describe(),
+    return check_record("C11 primary NIC eth0 configured by DHCP", ok, result.stdout.strip()[:200] or result.describe(),
                    f"eth0 with {ctx.guest_ip}")
 
 
 def dns_resolves(ctx: GuestContext) -> Record:
     result = ctx.probe("dns")
     ok = result.exit_code == 0 and ctx.guest_ip in result.stdout.split()
-    return _record("C11 DNS resolves the VM's name", ok, result.stdout.strip() or f"exit {result.exit_code}",
+    return check_record("C11 DNS resolves the VM's name", ok, result.stdout.strip() or f"exit {result.exit_code}",
                    f"{ctx.config.hostname} -> {ctx.guest_ip}", warn=True)
 
 
 def media_ejected(ctx: GuestContext) -> Record:
     mounted = ctx.probe("sr0_mount").stdout.strip()
-    return _record("C9 provisioning media not mounted", not mounted, mounted or "not mounted", "not mounted",
+    return check_record("C9 provisioning media not mounted", not mounted, mounted or "not mounted", "not mounted",
                    warn=True)
 
 
@@ -539,12 +462,15 @@ def run_batch(ctx: GuestContext, probes: dict[str, Probe]) -> dict[str, ProbeRes
     return found
 
 
-def run_all(ctx: GuestContext, evidence: Path) -> list[Record]:
-    """Every check from one batch (probes + the guest's logs), each reported separately with its duration."""
+def run_all(ctx: GuestContext, evidence: Path, extra_probes: dict[str, Probe] | None = None,
+            extra_checks: tuple[GuestCheck, ...] = ()) -> list[Record]:
+    """Every check from one batch (probes + the guest's logs + the VM configuration's own), each reported
+    separately with its duration."""
     password = threading.Thread(target=_try_password, args=(ctx,), name="password-attempt", daemon=True)
     password.start()
     start = time.monotonic()
-    ctx.out = run_batch(ctx, {**PROBES, **{f"log:{name}": probe for name, probe in GUEST_LOGS.items()}})
+    ctx.probes = {**PROBES, **(extra_probes or {}), **{f"log:{name}": probe for name, probe in GUEST_LOGS.items()}}
+    ctx.out = run_batch(ctx, ctx.probes)
     password.join(timeout=60)
     for name in GUEST_LOGS:
         found = ctx.out.get(f"log:{name}")
@@ -552,7 +478,7 @@ def run_all(ctx: GuestContext, evidence: Path) -> list[Record]:
                                          else f"{found.result.describe()}\n")
         (evidence / name).write_text(text, encoding="utf-8")
     records = []
-    for check in CHECKS:
+    for check in (*CHECKS, *extra_checks):
         record = check.evaluate(ctx)
         record.duration_s = round(sum(ctx.out[p].duration_s for p in check.probes if p in ctx.out), 3)
         record.firmware = ctx.firmware

@@ -35,6 +35,13 @@ FATAL_PATTERNS = [
      "GRUB error"),
     (re.compile(r"No bootable device.*"), "firmware found no bootable disk"),
     (re.compile(r"BdsDxe: No bootable option or device was found.*"), "firmware found no bootable disk"),
+    # Secure Boot refusals (OVMF, shim, GRUB): without them a refused loader waits for a key until the timeout.
+    (re.compile(r"BdsDxe: failed to load Boot\S* .*Access Denied.*"),
+     "Secure Boot: the firmware refused the boot loader (its signature is not trusted)"),
+    (re.compile(r"Verification failed: \(0x1A\) Security Violation.*"),
+     "Secure Boot: shim refused the next loader (GRUB's signature is not trusted)"),
+    (re.compile(r"error: (bad shim signature|.*prohibited by secure boot policy).*"),
+     "Secure Boot: GRUB refused the kernel or a module"),
 ]
 
 

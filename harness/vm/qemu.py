@@ -1,7 +1,9 @@
 """QEMU command line from a VM spec: a pure function, unit-tested by exact comparison.
 
 Firmware names are the project's one mapping: `bios` = SeaBIOS = Azure Gen1 (i440FX `pc`);
-`uefi` = OVMF = Azure Gen2 (`q35`, pflash code read-only + a private writable copy of the vars).
+`uefi` = OVMF = Azure Gen2 (`q35`, pflash code read-only + a private writable copy of the vars). Trusted Launch
+adds Secure Boot (OVMF's SMM build, `smm=on`, secure pflash) and a TPM 2.0 (swtpm through its socket); the OS
+disk is on virtio-blk (Azure's SCSI) or on an NVMe controller.
 The disk always boots through its own bootloader: there is no -kernel here.
 """
 
@@ -46,12 +48,18 @@ class VMSpec:
     smbios: tuple[str, ...] = ()
     hide_hypervisor: bool = False
     rng: bool = True
+    secure_boot: bool = False  # OVMF's Secure Boot build: q35 with SMM and the pflash in secure mode
+    tpm_socket: Path | None = None  # swtpm's control socket: a TPM 2.0 (CRB interface)
+    disk_controller: str = "scsi"  # scsi (virtio-blk) | nvme
     extra: tuple[str, ...] = field(default_factory=tuple)
 
 
 def machine_args(spec: VMSpec) -> list[str]:
     machine = "pc" if spec.firmware == "bios" else "q35"
-    args = ["-machine", f"{machine},accel={spec.accel}"]
+    smm = ",smm=on" if spec.secure_boot else ""
+    args = ["-machine", f"{machine}{smm},accel={spec.accel}"]
+    if spec.secure_boot:  # only code running in SMM may write the variable store: Secure Boot cannot be switched off
+        args += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
     cpu = "host" if spec.accel == "kvm" else "max"
     if spec.hide_hypervisor:
         # Azure's Hyper-V identity for systemd-detect-virt needs the CPUID hypervisor bit hidden
@@ -75,10 +83,19 @@ def firmware_args(spec: VMSpec) -> list[str]:
 def disk_args(spec: VMSpec) -> list[str]:
     disk = spec.disk
     ro = ",readonly=on" if disk.readonly else ""
+    device = ("nvme,drive=disk0,serial=harness-os,bootindex=1" if spec.disk_controller == "nvme"
+              else "virtio-blk-pci,drive=disk0,bootindex=1")
     return [
         "-drive", f"if=none,id=disk0,file={disk.path},format={disk.format},cache=unsafe,discard=unmap{ro}",
-        "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+        "-device", device,
     ]
+
+
+def tpm_args(spec: VMSpec) -> list[str]:
+    if spec.tpm_socket is None:
+        return []
+    return ["-chardev", f"socket,id=chrtpm,path={spec.tpm_socket}", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+            "-device", "tpm-crb,tpmdev=tpm0"]
 
 
 def cdrom_args(spec: VMSpec) -> list[str]:
@@ -109,6 +126,8 @@ def build_argv(spec: VMSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
     """The complete QEMU argv for the spec."""
     if spec.firmware not in FIRMWARES:
         raise ValueError(f"unknown firmware {spec.firmware!r}")
+    if (spec.secure_boot or spec.tpm_socket) and spec.firmware != "uefi":
+        raise ValueError("Secure Boot and a TPM need uefi (Trusted Launch is Gen2 only)")
     argv = [qemu, "-name", spec.name, "-nodefaults", "-no-user-config"]
     argv += machine_args(spec)
     argv += firmware_args(spec)
@@ -116,6 +135,7 @@ def build_argv(spec: VMSpec, qemu: str = "qemu-system-x86_64") -> list[str]:
     argv += ["-chardev", f"file,id=serial0,path={spec.serial_log}", "-serial", "chardev:serial0"]
     argv += ["-qmp", f"unix:{spec.qmp_socket},server=on,wait=off"]
     argv += list(spec.smbios)
+    argv += tpm_args(spec)
     argv += disk_args(spec)
     argv += cdrom_args(spec)
     argv += nic_args(spec)

@@ -278,6 +278,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(409, _error("OperationNotAllowed", "Changing property 'galleryImageVersion.properties."
                                    "storageProfile' is not allowed: image versions are immutable."))
             return
+        changed = _immutable_definition_change(self.owner.resources.get(key), body)
+        if changed and segments[-2].lower() == "images":
+            self._send(409, _error("PropertyChangeNotAllowed", f"Changing property 'galleryImage.properties.{changed}' "
+                                   "is not allowed."))
+            return
         kind = TYPE_NAMES.get(tuple(s.lower() for s in segments[0::2]), "unknown")
         properties = dict(body.get("properties") or {})
         properties["provisioningState"] = "Creating"
@@ -411,3 +416,21 @@ def running_fake_arm(**options: Any) -> Iterator[FakeArm]:
         yield fake
     finally:
         fake.stop()
+
+
+IMMUTABLE_DEFINITION = ("osType", "osState", "hyperVGeneration", "architecture", "identifier", "features")
+
+
+def _immutable_definition_change(existing: dict[str, Any] | None, body: dict[str, Any]) -> str:
+    """The first property Azure does not let an existing image definition change (features included), or ''."""
+    if existing is None:
+        return ""
+    have, want = existing.get("properties") or {}, body.get("properties") or {}
+
+    def norm(name: str, value: Any) -> Any:
+        if name == "features":
+            return sorted((f.get("name"), f.get("value")) for f in value or [])
+        return value
+
+    return next((name for name in IMMUTABLE_DEFINITION
+                 if norm(name, have.get(name)) != norm(name, want.get(name))), "")

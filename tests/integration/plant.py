@@ -144,6 +144,21 @@ def esp_patch(build: BuildFolder, guest_path: str, old: bytes, new: bytes) -> No
         proc.run(["mcopy", "-o", "-i", image, str(local), f"::{guest_path}"], env=mtools_env())
 
 
+def esp_strip_signatures(build: BuildFolder, guest_path: str) -> int:
+    """Remove every Authenticode signature of a binary on the ESP (sbattach removes one per call; Debian's shim
+    has two); returns how many were removed."""
+    image = f"{build.disk()}@@{esp_offset(build)}"
+    with tempfile.TemporaryDirectory(prefix="plant-") as tmp:
+        local = Path(tmp) / posixpath.basename(guest_path)
+        proc.run(["mcopy", "-n", "-i", image, f"::{guest_path}", str(local)], env=mtools_env())
+        removed = 0
+        while proc.run(["sbattach", "--remove", str(local)], check=False).returncode == 0:
+            removed += 1
+        assert removed, f"{guest_path} carried no signature"
+        proc.run(["mcopy", "-o", "-i", image, str(local), f"::{guest_path}"], env=mtools_env())
+    return removed
+
+
 def esp_remove(build: BuildFolder, guest_path: str) -> None:
     proc.run(["mdel", "-i", f"{build.disk()}@@{esp_offset(build)}", f"::{guest_path}"], env=mtools_env())
 

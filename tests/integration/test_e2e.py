@@ -23,8 +23,9 @@ def test_first_run_builds_verifies_converts_and_publishes(e2e_first_run: RunRepo
     build = summary.build
     assert build is not None and build.path.parent.parent == e2e_dirs["builds"]
     for name in ("disk.vhd", "manifest.json", "check.json", "verify.json", "publish.json", "results.json",
-                 "junit.xml", "summary.md", "verify/bios-azure/serial.log", "verify/uefi-azure/serial.log",
-                 "verify/bios-azure/platform-requests.jsonl", "verify/uefi-azure/qemu-argv.txt"):
+                 "junit.xml", "summary.md", "report.html", "sbom.spdx.json", "verify/bios-azure/serial.log",
+                 "verify/uefi-trusted-launch-nvme-azure/serial.log", "verify/bios-azure/platform-requests.jsonl",
+                 "verify/uefi-trusted-launch-nvme-azure/qemu-argv.txt"):
         assert (build.path / name).exists(), name
     assert not (build.path / "disk.raw").exists()
     results = json.loads((build.path / "results.json").read_text())
@@ -37,6 +38,12 @@ def test_first_run_builds_verifies_converts_and_publishes(e2e_first_run: RunRepo
     for name in names:
         latest = gallery.latest(name)
         assert latest is not None and latest.content_digest == build.manifest().content_digest
+    # features proven by this content's boots and audit, only on the definition they apply to
+    gen1, gen2 = (dict(gallery.definition(n).features) for n in names)
+    assert gen2 == {"SecurityType": "TrustedLaunchSupported", "DiskControllerTypes": "SCSI, NVMe",
+                    "IsAcceleratedNetworkSupported": "True"}
+    assert gen1 == {"IsAcceleratedNetworkSupported": "True"}
+    assert build.manifest().boot_chain == "signed"
 
 
 def test_second_run_is_a_cache_hit_and_publishes_nothing_new(e2e_first_run: RunReport,

@@ -19,19 +19,19 @@ import pytest
 
 from harness.buildfolder import BuildFolder
 from harness.digest import content_digest
-from harness.enums import Firmware, KeepPolicy
+from harness.enums import DiskController, Firmware, KeepPolicy, SecurityType
 from harness.errors import HarnessError
 from harness.results import FAILED, PASSED, Record, StageReport
 from harness.stages.verify import VerifyOptions
 from harness.stages.verify import run as verify
-from tests.integration.plant import rehash, remove
+from tests.integration.plant import esp_strip_signatures, rehash, remove, replace_in
 
 pytestmark = [pytest.mark.qemu, pytest.mark.network]
 
 
 @pytest.fixture(scope="session")
 def ubuntu2404_verified(ubuntu2404_build: BuildFolder) -> StageReport:
-    return verify(ubuntu2404_build, VerifyOptions(firmwares=(Firmware.BIOS, Firmware.UEFI)))
+    return verify(ubuntu2404_build, VerifyOptions())  # the plan: bios, and uefi with trusted-launch on nvme
 
 
 def failures(report: StageReport) -> list[str]:
@@ -43,9 +43,13 @@ def failures(report: StageReport) -> list[str]:
 def test_every_check_passes_under_both_firmwares(fixture: str, request: pytest.FixtureRequest) -> None:
     report: StageReport = request.getfixturevalue(fixture)
     assert failures(report) == []
-    boots = {(r.firmware, r.platform) for r in report.records}
-    assert boots == {("bios", "azure"), ("uefi", "azure")}
+    boots = {r.where for r in report.records}
+    assert boots == {"bios-azure", "uefi-trusted-launch-nvme-azure"}  # every declared value booted once
     names = {r.check for r in report.records if r.result == PASSED}
+    gen2 = {r.check for r in report.records if r.result == PASSED and r.where == "uefi-trusted-launch-nvme-azure"}
+    for required in ("TL1 Secure Boot enforced", "TL2 kernel lockdown", "TL3 TPM 2.0 present",
+                     "TL4 measured boot: Secure Boot state in PCR 7", "NV1 root file system on an NVMe namespace"):
+        assert required in gen2, required
     for required in ("C3 Ready reported by the guest's agent", "C5 host name applied",
                      "C6 exactly the injected SSH key", "C7 password login disabled", "C8 custom data delivered",
                      "C1 cloud-init finished without errors", "C2 intended datasource used",
@@ -86,38 +90,60 @@ def test_evidence_timings_and_untouched_disk(fixture: str, request: pytest.Fixtu
     assert (folder.path / "results.json").exists() and (folder.path / "junit.xml").exists()
 
 
+def strip_secure_boot_chain(folder: BuildFolder) -> None:
+    """shim and GRUB on the ESP without their signatures (the kernel keeps its own)."""
+    for path in ("/EFI/BOOT/BOOTX64.EFI", "/EFI/BOOT/grubx64.efi"):
+        esp_strip_signatures(folder, path)
+
+
+def without_nvme_driver(folder: BuildFolder) -> None:
+    """An image whose kernel never gets an NVMe driver (Debian's cloud kernel builds it in: keep it from starting)."""
+    replace_in(folder, "/boot/grub/grub.cfg", " ro ", " ro initcall_blacklist=nvme_init ")
+
+
 NEGATIVE_CASES = {
     # cloud-init removed from a copy of the disk: the guest boots but no agent ever talks to the platform
-    "broken-cloud-init": (VerifyOptions(firmwares=(Firmware.BIOS,), timeout_s=600, keep=KeepPolicy.NEVER), True),
+    "broken-cloud-init": (VerifyOptions(firmwares=(Firmware.BIOS,), timeout_s=600, keep=KeepPolicy.NEVER),
+                          lambda folder: remove(folder, "/usr/bin/cloud-init")),
     # the WireServer answers 500 to every health report, forever
     "wireserver-500": (VerifyOptions(firmwares=(Firmware.BIOS,), faults=("wireserver:health=500",), timeout_s=600,
-                                     keep=KeepPolicy.NEVER), False),
+                                     keep=KeepPolicy.NEVER), None),
     # IMDS insists on a header no agent sends: the agent provisions blind from the OVF (cloud-init 22.4
     # still reports Ready), and verify fails naming IMDS and the header
     "imds-header": (VerifyOptions(firmwares=(Firmware.BIOS,), faults=("imds:*=require-header:X-Harness",),
-                                  timeout_s=600, keep=KeepPolicy.NEVER), False),
+                                  timeout_s=600, keep=KeepPolicy.NEVER), None),
+    # shim and GRUB stripped of their signatures: Secure Boot refuses the loader at once ...
+    "unsigned-trusted-launch": (VerifyOptions(firmwares=(Firmware.UEFI,), security_types=(SecurityType.TRUSTED_LAUNCH,),
+                                              timeout_s=600, keep=KeepPolicy.NEVER), strip_secure_boot_chain),
+    # ... while the same disk still passes a standard Gen2 boot (Secure Boot off)
+    "unsigned-standard": (VerifyOptions(firmwares=(Firmware.UEFI,), timeout_s=600, keep=KeepPolicy.NEVER),
+                          strip_secure_boot_chain),
+    # no NVMe driver: the NVMe boot cannot find its root file system
+    "no-nvme-driver": (VerifyOptions(firmwares=(Firmware.UEFI,), disk_controllers=(DiskController.NVME,),
+                                     timeout_s=600, keep=KeepPolicy.NEVER), without_nvme_driver),
 }
 
 
 @pytest.fixture(scope="session")
 def negative_reports(debian12_build: BuildFolder, tmp_path_factory: pytest.TempPathFactory) -> dict[
         str, tuple[StageReport, float]]:
-    """The three negative boots side by side (each fails fast, long before its 600 s timeout)."""
+    """The negative boots, three side by side (each fails fast, long before its 600 s timeout, but one: the stripped
+    disk that must still pass a standard Gen2 boot)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tests.conftest import copy_build
 
     def one(name: str) -> tuple[StageReport, float]:
-        options, break_cloud_init = NEGATIVE_CASES[name]
+        options, plant = NEGATIVE_CASES[name]
         folder = copy_build(debian12_build, tmp_path_factory.mktemp(name))
-        if break_cloud_init:
-            remove(folder, "/usr/bin/cloud-init")
-            rehash(folder)  # a build without cloud-init, as verify should see it
+        if plant is not None:
+            plant(folder)
+            rehash(folder)  # the planted defect is the build's content, as verify should see it
         start = time.monotonic()
         report = verify(folder, options)
         return report, time.monotonic() - start
 
-    with ThreadPoolExecutor(max_workers=len(NEGATIVE_CASES)) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {name: pool.submit(one, name) for name in NEGATIVE_CASES}
         return {name: future.result() for name, future in futures.items()}
 
@@ -147,6 +173,32 @@ def test_imds_header_the_guest_does_not_send_fails_fast(negative_reports: dict[s
     report, elapsed = negative_reports["imds-header"]
     failed = _failed(report)
     assert failed and "IMDS answered all" in failed[0].message and "X-Harness" in failed[0].message
+    assert elapsed < 600
+
+
+def test_secure_boot_refuses_an_unsigned_chain_within_seconds(
+        negative_reports: dict[str, tuple[StageReport, float]]) -> None:
+    report, elapsed = negative_reports["unsigned-trusted-launch"]
+    (failed,) = _failed(report)
+    assert "Secure Boot" in failed.message and "refused" in failed.message, failed.message
+    boot = report.details["boots"]["uefi-trusted-launch-azure"]
+    assert boot["timings_s"]["kernel_s"] is None  # no kernel ever ran
+    assert (report.build.path / boot["evidence"] / "serial.log").stat().st_size > 0  # the firmware's own words kept
+    assert elapsed < 240
+
+
+def test_the_unsigned_disk_still_passes_a_standard_gen2_boot(
+        negative_reports: dict[str, tuple[StageReport, float]]) -> None:
+    report, _ = negative_reports["unsigned-standard"]
+    assert _failed(report) == []
+    assert {r.where for r in report.records} == {"uefi-azure"}
+
+
+def test_an_image_without_an_nvme_driver_fails_the_nvme_boot(
+        negative_reports: dict[str, tuple[StageReport, float]]) -> None:
+    report, elapsed = negative_reports["no-nvme-driver"]
+    failed = _failed(report)
+    assert failed and "root file system not found" in failed[0].message, failed[0].message if failed else report
     assert elapsed < 600
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness import proc
-from harness.verify.guestchecks import GUEST_LOGS, PROBES, Probe, batch_script, parse_batch
+from harness.verify.batch import Probe, batch_script, parse_batch
+from harness.verify.guestchecks import GUEST_LOGS, PROBES
 
 
 @pytest.fixture
@@ -62,6 +63,6 @@ def test_a_probe_the_batch_never_reported_is_a_failed_result() -> None:
     from harness.verify.guestchecks import GuestContext
 
     ctx = GuestContext.__new__(GuestContext)
-    ctx.out = {}
+    ctx.out, ctx.probes = {}, {}
     result = ctx.probe("sshd_password")
     assert result.exit_code == -1 and "sudo -n" in result.stderr

@@ -66,3 +66,31 @@ def test_gen2_cdrom_is_on_scsi_like_azure() -> None:
     argv = build_argv(spec)
     assert "virtio-scsi-pci,id=scsi0" in argv and "scsi-cd,drive=cd0,bus=scsi0.0" in argv
     assert not any(a.startswith("ide-cd") for a in argv)
+
+
+def test_trusted_launch_nvme_argv_exact() -> None:
+    """Secure Boot OVMF needs q35 with SMM and the pflash in secure mode; the TPM is swtpm's socket; NVMe needs a
+    serial number."""
+    spec = VMSpec(firmware="uefi", ovmf_code=Path("/fw/CODE.secboot.fd"), ovmf_vars=Path("/s/VARS.fd"),
+                  secure_boot=True, tpm_socket=Path("/s/tpm/swtpm-sock"), disk_controller="nvme", **BASE)
+    assert build_argv(spec) == [
+        "qemu-system-x86_64", "-name", "t", "-nodefaults", "-no-user-config",
+        "-machine", "q35,smm=on,accel=tcg", "-global", "driver=cfi.pflash01,property=secure,value=on",
+        "-cpu", "max", "-smp", "2", "-m", "1024",
+        "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.secboot.fd",
+        "-drive", "if=pflash,format=raw,unit=1,file=/s/VARS.fd",
+        "-display", "none", "-vga", "std",
+        "-chardev", "file,id=serial0,path=/e/serial.log", "-serial", "chardev:serial0",
+        "-qmp", "unix:/s/qmp.sock,server=on,wait=off",
+        "-chardev", "socket,id=chrtpm,path=/s/tpm/swtpm-sock", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+        "-device", "tpm-crb,tpmdev=tpm0",
+        "-drive", "if=none,id=disk0,file=/s/overlay.qcow2,format=qcow2,cache=unsafe,discard=unmap",
+        "-device", "nvme,drive=disk0,serial=harness-os,bootindex=1",
+        "-nic", "none",
+    ]
+
+
+@pytest.mark.parametrize("changes", [{"secure_boot": True}, {"tpm_socket": Path("/s/tpm")}])
+def test_secure_boot_and_tpm_are_gen2_only(changes: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="Gen2 only"):
+        build_argv(VMSpec(firmware="bios", **{**BASE, **changes}))  # type: ignore[arg-type]
