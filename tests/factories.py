@@ -33,3 +33,24 @@ def make_build(root: Path, *, recipe: str = "debian-12", build_id: str = "b1", *
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "manifest.json", manifest_data(recipe=recipe, build_id=build_id, **changes))
     return BuildFolder(folder)
+
+
+def sparse_file(path: Path, size: int, writes: list[tuple[int, bytes]]) -> Path:
+    """A sparse file of `size` bytes holding the given (offset, data) writes."""
+    with path.open("wb") as handle:
+        handle.truncate(size)
+        for offset, data in writes:
+            handle.seek(offset)
+            handle.write(data)
+    return path
+
+
+def plain_sha256(path: Path) -> str:
+    """What a consumer runs (`sha256sum`): every byte read, holes as zeros."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()

@@ -120,7 +120,8 @@ def generic_build() -> BuildFolder:
     return build(recipe_mod.load("debian-12-generic"), BuildOptions(disk_size_mib=TEST_DISK_MIB)).folder
 
 
-@pytest.mark.nightly  # debian-12-generic is a recipe beyond the two default ones (DESIGN test budget)
+# The NoCloud seed is a purpose the product names next to the fake Azure: one such boot runs in `make test`
+# (debian-12-generic: the debian-12 recipe with NoCloud in its datasource list).
 def test_generic_variant_provisions_from_a_nocloud_seed(generic_build: BuildFolder) -> None:
     report = verify(generic_build, VerifyOptions(firmwares=(Firmware.BIOS,), platforms=(Platform.NOCLOUD,)))
     assert failures(report) == []

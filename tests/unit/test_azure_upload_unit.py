@@ -26,6 +26,7 @@ from harness.publish.upload import (
     subtract_ranges,
     upload_vhd,
 )
+from tests.factories import sparse_file
 
 MIB = 1024 * 1024
 
@@ -91,15 +92,6 @@ class MemoryPageBlob:
         for offset, data in self.pages.items():
             out[offset:offset + len(data)] = data
         return bytes(out)
-
-
-def sparse_file(path: Path, size: int, writes: list[tuple[int, bytes]]) -> Path:
-    with path.open("wb") as handle:
-        handle.truncate(size)
-        for offset, data in writes:
-            handle.seek(offset)
-            handle.write(data)
-    return path
 
 
 def http_error(status: int) -> HttpResponseError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,7 +25,7 @@ from harness.report import write_stage
 from harness.results import PASSED, Record, StageReport
 from harness.stages import publish
 from harness.stages.publish import LocalTarget, PublishOptions
-from tests.factories import make_build, make_manifest
+from tests.factories import make_build, make_manifest, plain_sha256
 
 MIB = 1024 * 1024
 SIGN_KEY_PASSWORD = "HARNESS_SIGN_KEY_PASSWORD"
@@ -42,15 +41,6 @@ def write_key(path: Path, key: Any, password: bytes | None = None) -> Path:
 def ed25519_key(tmp_path: Path, name: str = "key.pem") -> tuple[Path, ed25519.Ed25519PrivateKey]:
     key = ed25519.Ed25519PrivateKey.generate()
     return write_key(tmp_path / name, key), key
-
-
-def sha256_file(path: Path) -> str:
-    """What `sha256sum` prints: every byte read, holes as zeros."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(MIB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- the statement ----------------------------------------------------------------------------------
@@ -162,21 +152,21 @@ def test_published_version_holds_sbom_and_signed_provenance(tmp_path: Path) -> N
     key_path, key = ed25519_key(tmp_path)
     report = publish.run(build, PublishOptions(target=LocalTarget(tmp_path / "gallery"), sign_key=key_path))
     manifest = build.manifest()
-    assert manifest.vhd is not None and manifest.vhd.sha256 == sha256_file(build.path / "disk.vhd")
+    assert manifest.vhd is not None and manifest.vhd.sha256 == plain_sha256(build.path / "disk.vhd")
     folders = version_folders(tmp_path / "gallery")
     assert len(folders) == 2  # gen1 and gen2
     for folder in folders:
         envelope = json.loads((folder / "provenance.intoto.jsonl").read_text())
         statement = json.loads(dsse.verify(envelope, key.public_key()))
         (subject,) = statement["subject"]
-        assert subject["digest"]["sha256"] == sha256_file(folder / "disk.vhd") == manifest.vhd.sha256
+        assert subject["digest"]["sha256"] == plain_sha256(folder / "disk.vhd") == manifest.vhd.sha256
         assert subject["annotations"]["harnessContentDigest"] == manifest.content_digest
         assert (folder / "sbom.spdx.json").read_bytes() == (build.path / "sbom.spdx.json").read_bytes()
         byproducts = {b["name"]: b["digest"]["sha256"] for b in statement["predicate"]["runDetails"]["byproducts"]}
-        assert byproducts == {"sbom.spdx.json": sha256_file(folder / "sbom.spdx.json"),
-                              "results.json": sha256_file(folder / "results.json")}
+        assert byproducts == {"sbom.spdx.json": plain_sha256(folder / "sbom.spdx.json"),
+                              "results.json": plain_sha256(folder / "results.json")}
         record = read_json(folder / "version.json")
-        assert record["files_sha256"]["provenance.intoto.jsonl"] == sha256_file(folder / "provenance.intoto.jsonl")
+        assert record["files_sha256"]["provenance.intoto.jsonl"] == plain_sha256(folder / "provenance.intoto.jsonl")
     details = report.details["attestations"]
     assert details["signed"] is True and details["keyid"] == dsse.key_id(key.public_key())
     assert read_json(build.path / "publish.json")["attestations"] == details
@@ -191,7 +181,7 @@ def test_unsigned_by_default_and_an_sbom_for_a_build_made_before_sboms(tmp_path:
         envelope = json.loads((folder / "provenance.intoto.jsonl").read_text())
         assert envelope["signatures"] == []
         assert dsse.statement_of((folder / "provenance.intoto.jsonl").read_text())["subject"][0]["digest"][
-            "sha256"] == sha256_file(folder / "disk.vhd")
+            "sha256"] == plain_sha256(folder / "disk.vhd")
         assert (folder / "sbom.spdx.json").is_file()
     assert build.manifest().sbom is not None
 

@@ -14,27 +14,9 @@ from harness.digest import CHUNK, content_digest
 from harness.manifest import DiskStamp
 from harness.sparsehash import file_sha256
 from harness.stages import convert
-from tests.factories import make_build
+from tests.factories import make_build, plain_sha256, sparse_file
 
 MIB = 1024 * 1024
-
-
-def plain_sha256(path: Path) -> str:
-    """What a consumer runs: every byte read (holes as zeros), like sha256sum."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(MIB):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sparse_file(path: Path, size: int, writes: list[tuple[int, bytes]]) -> Path:
-    with path.open("wb") as handle:
-        handle.truncate(size)
-        for offset, data in writes:
-            handle.seek(offset)
-            handle.write(data)
-    return path
 
 
 CASES = {
