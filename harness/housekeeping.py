@@ -22,6 +22,7 @@ from typing import Any
 from harness.buildfolder import MANIFEST, BuildFolder, builds_root
 from harness.enums import Firmware, Stage
 from harness.errors import HarnessError, UsageError
+from harness.mounts import refuse_if_mounted
 from harness.publish.local import GALLERY_FILE, LocalGallery
 from harness.recipe_rules import RECIPE_NAME_RE
 from harness.results import load_stage
@@ -386,6 +387,8 @@ def _recheck_build(root: Path, path: Path) -> str | None:
 
 def _delete_build(path: Path) -> str | None:
     """Hide the build first (a rename: it leaves every listing at once), then delete it."""
+    if mounted := refuse_if_mounted(path):
+        return mounted
     hidden = path.parent / f"{PRUNING_PREFIX}{path.name}"
     try:
         os.rename(path, hidden)
@@ -402,6 +405,8 @@ def _delete_scratch(root: Path, path: Path) -> str | None:
     """Delete a stale scratch folder while holding its lock, so its owner cannot come back meanwhile."""
     if path.is_symlink() or not path.is_dir() or root not in path.parents:
         return "not a real scratch folder any more"
+    if mounted := refuse_if_mounted(path):
+        return mounted
     fd = _claim(path)
     if fd is None:
         return "in use now (its lock is held)"

@@ -38,6 +38,7 @@ from harness.errors import BuildError, HarnessError
 from harness.integrity import require_unchanged
 from harness.log import stage
 from harness.manifest import DeclaredSetting, DiskInfo, DiskStamp, GalleryIdentity, Manifest, Package, PartitionInfo
+from harness.mounts import refuse_if_mounted
 from harness.recipe import Recipe, Setting
 from harness.shellsyntax import parse_assignments
 
@@ -343,8 +344,12 @@ def _discard(ctx: BuildContext) -> None:
     if ctx.options.keep_workdir and ctx.work_dir.exists():
         log.error("build failed; scratch folder kept at %s", ctx.work_dir)
         return
-    if ctx.work_dir.exists():
-        shutil.rmtree(ctx.work_dir, ignore_errors=True)
+    if not ctx.work_dir.exists():
+        return
+    if mounted := refuse_if_mounted(ctx.work_dir):
+        log.error("build failed; scratch folder %s kept: %s", ctx.work_dir, mounted)
+        return
+    shutil.rmtree(ctx.work_dir, ignore_errors=True)
 
 
 def family_of(recipe: Recipe) -> FamilyTraits:

@@ -26,12 +26,13 @@ def human_size(size_bytes: int) -> str:
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A table on stdout; rich formatting on a terminal, aligned plain text otherwise."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
-    tbl = Table(title=title, show_lines=False)
+    tbl = Table(title=escape(title), show_lines=False)
     for column in columns:
         tbl.add_column(column, overflow="fold")
     for row in rows:
-        tbl.add_row(*("" if v is None else str(v) for v in row))
+        tbl.add_row(*("" if v is None else escape(str(v)) for v in row))  # values are data, never markup
     console.print(tbl)

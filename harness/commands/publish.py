@@ -10,17 +10,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from harness import buildfolder
+from harness.commands._args import BOTH
 from harness.commands._output import emit_json
 from harness.enums import Generation
 from harness.errors import HarnessError, UsageError
 from harness.publish.azure_settings import SETTINGS, AzureTarget, load_toml, resolve
+from harness.publish.local import DEFAULT_GALLERY
 from harness.results import StageReport
 from harness.stages import publish
 from harness.stages.publish import LocalTarget, PublishOptions
 
-DEFAULT_TARGET = "local:gallery"
+DEFAULT_TARGET = f"local:{DEFAULT_GALLERY}"
 AZURE_MODULE = "harness.publish.azure"
-BOTH = "both"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -19,7 +19,7 @@ import urllib.parse
 from pathlib import Path
 from types import TracebackType
 
-from harness.helpers.sshproxy import _pump
+from harness.helpers.sshproxy import pump
 
 PROXY_PORT = 3128
 HEAD_MAX_BYTES = 64 * 1024
@@ -101,7 +101,7 @@ class EgressProxy:
             client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             if rest:
                 upstream.sendall(rest)
-        _pump(client, upstream)
+        pump(client, upstream)
 
     def _open(self, host: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -143,7 +143,7 @@ def bridge(socket_path: Path, server: socket.socket) -> None:
             client.close()
             upstream.close()
             continue
-        threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
 
 
 def main(argv: list[str]) -> int:

@@ -17,7 +17,8 @@ import threading
 from pathlib import Path
 
 
-def _pump(a: socket.socket, b: socket.socket) -> None:
+def pump(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways between two connected sockets until either side closes (shared with egress)."""
     sel = selectors.DefaultSelector()
     sel.register(a, selectors.EVENT_READ, b)
     sel.register(b, selectors.EVENT_READ, a)
@@ -45,7 +46,7 @@ def _serve_one(client: socket.socket, host: str, port: int) -> None:
     except OSError:
         client.close()
         return
-    _pump(client, upstream)
+    pump(client, upstream)
 
 
 def listen(path: Path, host: str, port: int) -> None:

@@ -312,9 +312,11 @@ class LocalGallery:
 
     @staticmethod
     def _refuse_taken(name: str, version: str, items: list[ImageVersion]) -> None:
-        taken = next((v for v in items if versions.same_version(v.version, version)), None)
-        if taken is not None:
-            raise PublishError(f"version {version} of {name!r} already exists with other content "
+        spelling = versions.find_same(version, (v.version for v in items))
+        if spelling is not None:
+            taken = next(v for v in items if v.version == spelling)
+            known = "" if spelling == version else f" (as {spelling})"
+            raise PublishError(f"version {version} of {name!r} already exists{known} with other content "
                                f"({taken.content_digest})", "versions are immutable: pick another --version "
                                "or use --version auto")
 

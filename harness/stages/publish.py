@@ -20,6 +20,7 @@ from harness.enums import Generation, Stage, Verdict
 from harness.errors import HarnessError
 from harness.integrity import require_unchanged
 from harness.publish import features, model
+from harness.publish.local import DEFAULT_GALLERY
 from harness.report import write_stage
 from harness.results import FAILED, PASSED, WARNING, Record, StageReport, load_stage, now
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GALLERY = Path("gallery")
 
 
 @dataclass(frozen=True)

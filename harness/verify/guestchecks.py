@@ -48,7 +48,7 @@ PROBES: dict[str, Probe] = {
     "waagent_active": Probe("systemctl is-active walinuxagent.service waagent.service 2>/dev/null | head -1"),
     "disable_agent": Probe("test -e /var/lib/waagent/disable_agent && echo disabled || echo enabled", root=True),
     "failed_units": Probe("systemctl --failed --no-legend --plain --no-pager"),
-    "root_size": Probe("findmnt -bno SIZE / && lsblk -bdno SIZE $(findmnt -no SOURCE / | sed 's/[0-9]*$//')"),
+    "root_size": Probe('findmnt -bno SIZE / && lsblk -bdno SIZE "/dev/$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")"'),
     "host_keys": Probe('for f in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$f"; done'),
     "machine_id": Probe("cat /etc/machine-id"),
     "cmdline": Probe("cat /proc/cmdline"),

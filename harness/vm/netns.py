@@ -77,8 +77,8 @@ class NetNamespace:
             return ["nsenter", f"--target={self.pid}", "--user", "--net", "--preserve-credentials", "--"]
         return ["nsenter", f"--target={self.pid}", "--net", "--"]
 
-    def run(self, argv: Sequence[str], **kwargs: object) -> Result:
-        return proc.run([*self.prefix(), *argv], **kwargs)  # type: ignore[arg-type]
+    def run(self, argv: Sequence[str], *, timeout_s: float | None = None) -> Result:
+        return proc.run([*self.prefix(), *argv], timeout_s=timeout_s)
 
     def spawn(self, argv: Sequence[str], *, name: str, stdout_path: Path | None = None) -> Process:
         return proc.spawn([*self.prefix(), *argv], name=name, stdout_path=stdout_path)

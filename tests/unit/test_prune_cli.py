@@ -209,3 +209,30 @@ def test_stale_scratch_folders_are_pruned_unless_in_use(root: Path, capsys: pyte
     assert busy.exists() and fresh.exists()
     skipped = {i["path"]: i["reason"] for i in out["skipped"]}
     assert "in use" in skipped[str(busy)] and "younger" in skipped[str(fresh)]
+
+
+def test_a_scratch_folder_with_file_systems_still_mounted_inside_is_never_deleted(
+        root: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build killed hard inside mmdebstrap leaves /proc, /sys and /dev/pts mounted in its root."""
+    interrupted = root / "debian-12" / f".tmp-{bid(1)}"
+    (interrupted / "rootfs" / "proc").mkdir(parents=True)
+    (interrupted / ".lock").touch()
+    age(interrupted, 2 * 3600)
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 0:21 / / rw - ext4 /dev/vda rw\n"
+        f"98 22 0:5 / {interrupted.resolve()}/rootfs/proc rw,nosuid - proc proc rw\n"
+        f"99 22 0:6 / {interrupted.resolve()}/rootfs/dev/pts rw - devpts devpts rw\n")
+    monkeypatch.setattr("harness.mounts.MOUNTINFO", mountinfo)
+    code, out = prune(capsys, "--keep", "3")
+    assert interrupted.exists(), "a folder with mounts inside must not be deleted"
+    failed = {i["path"]: i["reason"] for i in out["failed"]}
+    assert code != 0 and "still mounted" in failed[str(interrupted)] and "rootfs/dev/pts" in failed[str(interrupted)]
+    monkeypatch.setattr("harness.mounts.MOUNTINFO", tmp_path / "absent")
+    code, out = prune(capsys, "--keep", "3")
+    assert code == 0 and not interrupted.exists()
+
+
+def test_mountinfo_escapes_are_read() -> None:
+    from harness.mounts import _unescape
+    assert _unescape(r"/a\040b\011c\134d\x") == "/a b\tc\\d\\x"
