@@ -3,7 +3,7 @@
     python -m harness.helpers.platformd --config CONFIG.json --log LOG.jsonl --events EVENTS.jsonl \
         [--bind NAME=HOST:PORT ...] [--fault RULE ...]
 
-Events (started, first-contact, goal-state, ready, not-ready, status, fault, protocol-error, error, stopped) are
+Events (started, first-contact, goal-state, ready, not-ready, status, fault, deviation, error, stopped) are
 appended to EVENTS.jsonl as they happen, one JSON object per line, so the parent can follow them by tailing.
 Exit codes: 0 after a clean stop, 2 for bad arguments or a platform that cannot start (an 'error' event says why).
 """

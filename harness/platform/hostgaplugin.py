@@ -31,8 +31,9 @@ class HostGAPluginApp(App):
     name = "hostgaplugin"
     expected_headers = {"vmSettings": _PLUGIN_HEADERS, "status": _PLUGIN_HEADERS, "versions": ("x-ms-containerid",)}
 
-    def __init__(self, recorder: RequestLog) -> None:
+    def __init__(self, recorder: RequestLog, container_id: str = "") -> None:
         self.recorder = recorder
+        self.container_id = container_id  # x-ms-containerid must name the goal state's container
 
     def endpoint(self, request: Request) -> str:
         route = _ROUTES.get(request.path.rstrip("/").lower())
@@ -45,6 +46,10 @@ class HostGAPluginApp(App):
         endpoint, method = route
         if request.method != method:
             return Response(405, b"method not allowed\n", headers={"Allow": method})
+        sent = request.header("x-ms-containerid")
+        if self.container_id and sent is not None and sent != self.container_id:
+            self.recorder.deviation(self.name, endpoint, "container-id",
+                                    f"x-ms-containerid {sent!r} is not the goal state's container {self.container_id}")
         if endpoint == "versions":
             return Response(200, b'["2015-09-01"]', "application/json; charset=utf-8")
         if endpoint == "vmSettings":
@@ -70,7 +75,7 @@ class HostGAPluginApp(App):
         return Response(200)
 
     def _bad_status(self, what: str) -> Response:
-        self.recorder.event("protocol-error", server=self.name, what=f"PUT /status: {what}")
+        self.recorder.deviation(self.name, "status", "status-document", f"PUT /status: {what}")
         return Response(400, f"{what}\n".encode())
 
 

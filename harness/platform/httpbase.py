@@ -59,7 +59,7 @@ class App:
     """What a server answers; subclasses set `name` and override endpoint() and handle()."""
 
     name = "app"
-    # endpoint -> headers the real service expects there (missing ones are recorded, not rejected)
+    # endpoint -> headers the real service expects there (a missing one is recorded as a deviation)
     expected_headers: dict[str, tuple[str, ...]] = {}
 
     def endpoint(self, request: Request) -> str:
@@ -273,6 +273,7 @@ class PlatformHandler(BaseHTTPRequestHandler):
     def _record(self, request: Request, endpoint: str, action: FaultAction | None, response: Response | None,
                 started: float) -> None:
         local_host, local_port = self.server.bound
+        missing = self.server.app.missing_headers(request, endpoint)
         entry = {
             "server": self.server.app.name,
             "local": f"{local_host}:{local_port}",
@@ -283,7 +284,10 @@ class PlatformHandler(BaseHTTPRequestHandler):
             "headers": {str(k): str(v) for k, v in request.headers.items()},
             "status": None if response is None else response.status,
             "fault": None if action is None else action.describe(),
-            "missing_headers": self.server.app.missing_headers(request, endpoint),
+            "missing_headers": missing,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
         self.server.recorder.record_request(entry, request.body)
+        for header in missing:
+            self.server.recorder.deviation(self.server.app.name, endpoint, "missing-header",
+                                           f"{request.method} {request.target} without the {header} header")

@@ -3,8 +3,11 @@
 Requests go to the request log file (one JSON object per line, flushed per line, secrets masked); events go to
 the events file the same way, so a parent process outside the network namespace can follow them by tailing.
 Both files are truncated when the platform starts: one run per file.
-Event kinds: started, first-contact, goal-state, ready, not-ready, status, fault, protocol-error, error,
-stopped.
+Event kinds: started, first-contact, goal-state, ready, not-ready, status, fault, deviation, error, stopped.
+
+A *deviation* is a request Azure would not take as it came (a missing header, a Ready for another goal state, a
+malformed document): the fake answers as Azure does where that is known, and always records the deviation, so
+verify can fail naming it instead of passing on something real Azure would refuse.
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ class HealthReport:
     @property
     def is_ready(self) -> bool:
         return self.state == "Ready"
+
+    @property
+    def accepted(self) -> bool:
+        """A Ready Azure takes: for the goal state served (incarnation, container, instance)."""
+        return self.is_ready and self.echoes_goal_state
 
     @property
     def is_failure(self) -> bool:
@@ -167,10 +175,21 @@ class RequestLog:
             listener(item)
         return item
 
+    def deviation(self, server: str, endpoint: str, rule: str, detail: str) -> Event:
+        """A request real Azure would not accept as it came (see the module doc)."""
+        return self.event("deviation", server=server, endpoint=endpoint, rule=rule, detail=self.mask(detail))
+
     def add_health(self, report: HealthReport) -> HealthReport:
+        """Record a health report; a Ready that does not echo the goal state served is a deviation, never Ready."""
         stamped = HealthReport(**{**report.to_dict(), "time": utc_now(), "t_s": self.elapsed_s()})
         with self.changed:
             self.health.append(stamped)
+        if stamped.is_ready and not stamped.echoes_goal_state:
+            self.deviation("wireserver", "health", "health-identity",
+                           f"Ready for incarnation {stamped.incarnation or '?'}, container "
+                           f"{stamped.container_id or '?'}, instance {stamped.instance_id or '?'}: "
+                           "not the goal state served")
+            return stamped
         kind = "ready" if stamped.is_ready else "not-ready"
         data = {k: v for k, v in stamped.to_dict().items() if k not in ("time", "t_s")}
         self.event(kind, **{**data, "description": self.mask(stamped.description)})

@@ -87,7 +87,7 @@ class FakeAzure:
         self.recorder = RequestLog(self.log_path, self.events_path, secrets=[self.config.password or ""])
         wire = WireServerApp(self.config, self.recorder)
         apps: dict[str, App] = {"imds": ImdsApp(self.config), "wireserver": wire,
-                                "hostgaplugin": HostGAPluginApp(self.recorder)}
+                                "hostgaplugin": HostGAPluginApp(self.recorder, self.config.container_id)}
         try:
             for name in SERVER_NAMES:
                 self._servers[name] = self._bind(name, apps[name])
@@ -184,12 +184,13 @@ class FakeAzure:
         return True
 
     def wait_ready(self, timeout_s: float) -> ReadyResult:
-        """Return on the first Ready report; fail fast on NotReady/ProvisioningFailed, quoting its Description."""
+        """Return on the first accepted Ready report; fail fast on NotReady/ProvisioningFailed, quoting its
+        Description (a Ready for another goal state is a deviation, not Ready)."""
         started = time.monotonic()
         outcome: list[HealthReport] = []
 
         def decided() -> bool:
-            found = next((r for r in self.recorder.health if r.is_ready or r.is_failure), None)
+            found = next((r for r in self.recorder.health if r.accepted or r.is_failure), None)
             if found is not None:
                 outcome.append(found)
             return found is not None
@@ -199,7 +200,7 @@ class FakeAzure:
         if not outcome:
             return ReadyResult(False, self._no_ready_reason(timeout_s), elapsed, timed_out=True)
         report = outcome[0]
-        if report.is_ready:
+        if report.accepted:
             return ReadyResult(True, f"Ready reported after {report.t_s:.1f} s", elapsed, report)
         description = self.recorder.mask(report.description)
         return ReadyResult(False, f'guest reported NotReady/{report.sub_status}: "{description}"', elapsed, report)
@@ -256,7 +257,7 @@ class FakeAzure:
         """Facts for results: first request, Ready time, NotReady reports, status uploads, fault hits."""
         requests, events = self.requests(), self.events()
         health, uploads = self.health_reports(), self.status_uploads()
-        ready = next((r for r in health if r.is_ready), None)
+        ready = next((r for r in health if r.accepted), None)
         per_server: dict[str, int] = {}
         for entry in requests:
             per_server[str(entry["server"])] = per_server.get(str(entry["server"]), 0) + 1
@@ -266,7 +267,8 @@ class FakeAzure:
             "first_request_s": requests[0]["t_s"] if requests else None,
             "ready": ready.time if ready else None,
             "ready_s": ready.t_s if ready else None,
-            "ready_reports": sum(1 for r in health if r.is_ready),
+            "ready_reports": sum(1 for r in health if r.accepted),
+            "deviations": [{k: v for k, v in e.data.items()} for e in events if e.kind == "deviation"],
             "ready_echoes_goal_state": ready.echoes_goal_state if ready else None,
             "not_ready": [
                 {"time": r.time, "t_s": r.t_s, "sub_status": r.sub_status,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
@@ -159,14 +158,18 @@ def full_config_xml(config: PlatformConfig) -> str:
 _TAGS = ("GoalStateIncarnation", "ContainerId", "InstanceId", "State", "SubStatus", "Description")
 
 
-def parse_health(body: bytes, config: PlatformConfig) -> HealthReport | None:
-    """Parse a Health report (cloud-init's or waagent's); None when it has no State."""
+class HealthDocumentError(ValueError):
+    """A health report the WireServer would not take (not well-formed XML, or no State)."""
+
+
+def parse_health(body: bytes, config: PlatformConfig) -> HealthReport:
+    """Parse a Health report (cloud-init's or waagent's); HealthDocumentError when Azure would refuse it."""
     text = body.decode("utf-8", errors="replace")
     values = _health_values_xml(text)
-    if values is None:  # not well-formed: fall back to the tags alone
-        values = {tag: _regex_text(text, tag) for tag in _TAGS}
+    if values is None:
+        raise HealthDocumentError("health report is not well-formed XML")
     if not values.get("State"):
-        return None
+        raise HealthDocumentError("health report has no State")
     echoes = (
         values.get("GoalStateIncarnation") == str(config.incarnation)
         and values.get("ContainerId") == config.container_id
@@ -191,7 +194,3 @@ def _health_values_xml(text: str) -> dict[str, str] | None:
             values[tag] = (element.text or "").strip()
     return values
 
-
-def _regex_text(text: str, tag: str) -> str:
-    match = re.search(rf"<(?:\w+:)?{tag}>(.*?)</(?:\w+:)?{tag}>", text, re.S)
-    return match.group(1).strip() if match else ""

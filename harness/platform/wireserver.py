@@ -2,8 +2,11 @@
 
 Certificates are never listed in the goal state; a request for them anyway gets 404 (cloud-init only asks when
 IMDS has no usable keys, waagent logs and ignores the error). Everything unknown is 404, a known path with the
-wrong method 405. `x-ms-version`/`x-ms-agent-name` are recorded as missing where the real service expects them,
-never rejected (a require-header fault can do that).
+wrong method 405. Strict where Azure is (each case a *deviation* in the request log, which fails verify):
+`x-ms-version`/`x-ms-agent-name` missing where the real service expects them; a health report that is not
+well-formed XML or has no State (400); a Ready for another incarnation, container or instance (never taken as
+Ready); a config document asked for another incarnation than the one served; a status blob PUT without
+`x-ms-blob-type` (400 MissingRequiredHeader, as Azure Storage answers) or whose body is not a JSON object.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from harness.platform.requestlog import RequestLog
 from harness.platform.wiredocs import (
     STATUS_BLOB_PREFIX,
     VERSIONS_XML,
+    HealthDocumentError,
     extensions_config_xml,
     full_config_xml,
     goal_state_xml,
@@ -89,6 +93,10 @@ class WireServerApp(App):
             return Response(405, b"method not allowed\n", headers={"Allow": ", ".join(_METHODS[endpoint])})
         if endpoint in _CONFIG_TYPES and not self._for_this_container(request):
             return Response(404, b"unknown container\n")
+        if endpoint in _CONFIG_TYPES and request.query.get("incarnation") != str(self.config.incarnation):
+            self.recorder.deviation(self.name, endpoint, "config-incarnation",
+                                    f"{endpoint} asked for incarnation {request.query.get('incarnation')!r}, "
+                                    f"the goal state served is incarnation {self.config.incarnation}")
         return self._handlers()[endpoint](request)
 
     def _handlers(self) -> dict[str, Callable[[Request], Response]]:
@@ -116,17 +124,25 @@ class WireServerApp(App):
         return _xml(goal_state_xml(self.config, self.base_url))
 
     def _health(self, request: Request) -> Response:
-        report = parse_health(request.body, self.config)
-        if report is None:
-            self.recorder.event("protocol-error", server=self.name, what="health report without <State>")
-            return Response(400, b"health report has no State\n")
+        try:
+            report = parse_health(request.body, self.config)
+        except HealthDocumentError as exc:
+            self.recorder.deviation(self.name, "health", "health-document", str(exc))
+            return Response(400, f"{exc}\n".encode())
         self.recorder.add_health(report)
         return Response(200)
 
     def _status_blob(self, request: Request) -> Response:
         """waagent's fallback when HostGAPlugin PUT /status fails: a direct block-blob PUT of the status JSON."""
+        blob_type = request.header("x-ms-blob-type")
+        if blob_type not in ("BlockBlob", "PageBlob"):
+            self.recorder.deviation(self.name, "statusblob", "missing-header",
+                                    f"status blob PUT with x-ms-blob-type {blob_type!r}")
+            return Response(400, b"MissingRequiredHeader: x-ms-blob-type\n")
         status = _json_object(request.body.rstrip(b"\x00 \r\n"))
-        if status is not None:
+        if status is None and blob_type == "BlockBlob":
+            self.recorder.deviation(self.name, "statusblob", "status-document", "status blob is not a JSON object")
+        elif status is not None:
             self.recorder.add_status("statusblob", status, request_uri=request.target)
         return Response(201, headers={"x-ms-request-server-encrypted": "true"})
 

@@ -131,8 +131,22 @@ def _check_guest(session: BootSession, manifest: Manifest, recipe: recipe_mod.Re
     assert session.vm is not None
     session.timings.checks_done_s = session.vm.elapsed()
     if session.request.platform == Platform.AZURE:
+        records.append(_protocol_record(session))
         records.append(_timing_record(session, session.request.firmware, session.request.platform))
     return records
+
+
+def _protocol_record(session: BootSession) -> Record:
+    """P1: every request of the boot, before and after Ready, was one real Azure takes as it came."""
+    assert session.view is not None
+    deviations = session.view.refresh().deviations()
+    return Record(stage="verify", check="P1 requests as Azure takes them", result=FAILED if deviations else PASSED,
+                  actual="; ".join(deviations[:3]) + (f" (+{len(deviations) - 3})" if len(deviations) > 3 else "")
+                  if deviations else f"{len(session.view.requests)} requests, no deviation",
+                  required="no deviation from the Azure protocol (headers, goal-state identity, documents)",
+                  firmware=session.request.firmware, platform=session.request.platform,
+                  message="real Azure would refuse or ignore these requests; see platform-events.jsonl"
+                  if deviations else "")
 
 
 def boot_and_check(request: BootRequest, manifest: Manifest, recipe: recipe_mod.Recipe,

@@ -279,6 +279,12 @@ class BootSession:
                 raise VerifyError(
                     f"the agent reported NotReady/ProvisioningFailed: {failure.get('description', '')[:400]}",
                     f"see {self.evidence_rel}/serial.log and platform-requests.jsonl in the build folder")
+            deviations = view.deviations()
+            if deviations:
+                raise VerifyError(f"not provisioned: the guest's agent broke the Azure protocol: {deviations[0]}"
+                                  + (f" (and {len(deviations) - 1} more)" if len(deviations) > 1 else ""),
+                                  f"real Azure would not take this request; see {self.evidence_rel}/"
+                                  "platform-events.jsonl and platform-requests.jsonl in the build folder")
             self._check_permanent_faults(view)
             self._check_silent_agent(view)
             return view.ready()

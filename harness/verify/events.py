@@ -54,6 +54,11 @@ class PlatformView:
                 return event
         return None
 
+    def deviations(self) -> list[str]:
+        """Requests real Azure would not take as they came, one line each: 'server endpoint (rule): detail'."""
+        return [f"{e.get('server')} {e.get('endpoint')} ({e.get('rule')}): {e.get('detail')}"
+                for e in self.of_kind("deviation")]
+
     def first_request(self, server: str) -> dict[str, Any] | None:
         for request in self.requests:
             if request.get("server") == server:

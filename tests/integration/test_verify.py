@@ -55,7 +55,8 @@ def test_every_check_passes_under_both_firmwares(fixture: str, request: pytest.F
                      "C1 cloud-init finished without errors", "C2 intended datasource used",
                      "B5 no failed systemd units", "C12 root file system grown to the disk",
                      "C10 SSH host keys generated on first boot", "C10 machine-id set",
-                     "A9 Azure kernel parameters present", "E12 booted by the expected firmware"):
+                     "A9 Azure kernel parameters present", "E12 booted by the expected firmware",
+                     "P1 requests as Azure takes them"):
         assert required in names, required
 
 
@@ -101,6 +102,14 @@ def without_nvme_driver(folder: BuildFolder) -> None:
     replace_in(folder, "/boot/grub/grub.cfg", " ro ", " ro initcall_blacklist=nvme_init ")
 
 
+CLOUD_INIT_AZURE_HELPER = "/usr/lib/python3/dist-packages/cloudinit/sources/helpers/azure.py"
+
+
+def without_wireserver_version_header(folder: BuildFolder) -> None:
+    """cloud-init that no longer sends x-ms-version to the WireServer (a regression real Azure would refuse)."""
+    replace_in(folder, CLOUD_INIT_AZURE_HELPER, '"x-ms-version": "2012-11-30",', '"x-ms-versio": "2012-11-30",')
+
+
 NEGATIVE_CASES = {
     # cloud-init removed from a copy of the disk: the guest boots but no agent ever talks to the platform
     "broken-cloud-init": (VerifyOptions(firmwares=(Firmware.BIOS,), timeout_s=600, keep=KeepPolicy.NEVER),
@@ -118,6 +127,9 @@ NEGATIVE_CASES = {
     # ... while the same disk still passes a standard Gen2 boot (Secure Boot off)
     "unsigned-standard": (VerifyOptions(firmwares=(Firmware.UEFI,), timeout_s=600, keep=KeepPolicy.NEVER),
                           strip_secure_boot_chain),
+    # the agent breaks the WireServer protocol: not provisioned, the deviation named, long before the timeout
+    "protocol-deviation": (VerifyOptions(firmwares=(Firmware.BIOS,), timeout_s=600, keep=KeepPolicy.NEVER),
+                           without_wireserver_version_header),
     # no NVMe driver: the NVMe boot cannot find its root file system
     "no-nvme-driver": (VerifyOptions(firmwares=(Firmware.UEFI,), disk_controllers=(DiskController.NVME,),
                                      timeout_s=600, keep=KeepPolicy.NEVER), without_nvme_driver),
@@ -174,6 +186,15 @@ def test_imds_header_the_guest_does_not_send_fails_fast(negative_reports: dict[s
     failed = _failed(report)
     assert failed and "IMDS answered all" in failed[0].message and "X-Harness" in failed[0].message
     assert elapsed < 600
+
+
+def test_an_agent_that_breaks_the_wireserver_protocol_is_not_provisioned(
+        negative_reports: dict[str, tuple[StageReport, float]]) -> None:
+    report, elapsed = negative_reports["protocol-deviation"]
+    (failed,) = _failed(report)
+    assert "not provisioned: the guest's agent broke the Azure protocol" in failed.message, failed.message
+    assert "wireserver goalstate (missing-header)" in failed.message and "x-ms-version" in failed.message
+    assert elapsed < 400
 
 
 def test_secure_boot_refuses_an_unsigned_chain_within_seconds(

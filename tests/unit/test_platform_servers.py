@@ -133,7 +133,7 @@ def test_request_log_is_json_lines_with_secrets_masked(tmp_path: Path) -> None:
              ready_body(config, "NotReady", details))
         call(wire, "POST", "/machine?comp=telemetrydata", {},
              f"<wa:UserPassword>{PASSWORD}</wa:UserPassword>".encode() + b"x" * (BODY_LOG_LIMIT + 100))
-        call(wire, "PUT", "/fake-status-blob/vm.status?sv=1&sig=SIGNATURE123", {}, b"{}")
+        call(wire, "PUT", "/fake-status-blob/vm.status?sv=1&sig=SIGNATURE123", {"x-ms-blob-type": "BlockBlob"}, b"{}")
         result = fake.wait_ready(1)
     assert not result.ready and PASSWORD not in result.reason and "***" in result.reason
     text = log_path.read_text()
@@ -148,8 +148,12 @@ def test_request_log_is_json_lines_with_secrets_masked(tmp_path: Path) -> None:
         assert {"time", "t_s", "server", "client", "local", "method", "path", "headers", "body", "status"} <= set(entry)
     events_text = events_path.read_text()
     assert PASSWORD not in events_text
-    kinds = [json.loads(line)["kind"] for line in events_text.splitlines()]
-    assert kinds == ["started", "first-contact", "not-ready", "status", "stopped"]
+    events = [json.loads(line) for line in events_text.splitlines()]
+    assert [e["kind"] for e in events if e["kind"] != "deviation"] == [
+        "started", "first-contact", "not-ready", "status", "stopped"]
+    # the health POST came without the agent headers the WireServer expects: two deviations, named
+    assert sorted(e["detail"].rsplit(" ", 2)[-2] for e in events if e["kind"] == "deviation") == [
+        "x-ms-agent-name", "x-ms-version"]
 
 
 def test_bind_failure_is_a_platform_error_and_leaks_nothing() -> None:

@@ -134,17 +134,61 @@ def test_wait_ready_timeout_says_nothing_arrived(platform: FakeAzure) -> None:
     assert "no request reached the fake platform" in result.reason
 
 
-def test_report_with_wrong_ids_is_recorded_as_not_echoing(platform: FakeAzure) -> None:
-    body = health_body(platform, "Ready").replace(platform.config.container_id.encode(), b"other-container")
-    assert post_health(platform, body) == 200
+@pytest.mark.parametrize(("field", "wrong"), [("container", b"other-container"), ("incarnation", b"2"),
+                                              ("instance", b"other-instance")])
+def test_a_ready_for_another_goal_state_is_a_deviation_never_ready(platform: FakeAzure, field: str,
+                                                                    wrong: bytes) -> None:
+    config = platform.config
+    right = {"container": config.container_id, "instance": config.role_instance_id,
+             "incarnation": str(config.incarnation)}[field].encode()
+    tag = {"container": b"ContainerId", "instance": b"InstanceId", "incarnation": b"GoalStateIncarnation"}[field]
+    good = health_body(platform, "Ready")
+    body = good.replace(b"<%s>%s</%s>" % (tag, right, tag), b"<%s>%s</%s>" % (tag, wrong, tag))
+    assert body != good
+    assert post_health(platform, body) == 200  # Azure's exact answer is not known: recorded, and never Ready
     assert platform.health_reports()[0].echoes_goal_state is False
-    assert platform.summary()["ready_echoes_goal_state"] is False
+    result = platform.wait_ready(0.5)
+    assert not result.ready and result.timed_out
+    summary = platform.summary()
+    assert summary["ready"] is None and summary["ready_reports"] == 0
+    (deviation,) = [d for d in summary["deviations"] if d["rule"] == "health-identity"]
+    assert wrong.decode() in deviation["detail"] and "not the goal state served" in deviation["detail"]
+    assert "ready" not in [e.kind for e in platform.events()]
 
 
-def test_health_without_state_is_400(platform: FakeAzure) -> None:
-    assert post_health(platform, b"<Health><Container/></Health>") == 400
+@pytest.mark.parametrize(("body", "why"), [
+    (b"<Health><Container/></Health>", "has no State"),
+    (b"<Health><State>Ready</State>", "not well-formed XML"),  # the regex fallback that took this is gone
+    (b"<GoalStateIncarnation>1</GoalStateIncarnation><State>Ready</State>", "not well-formed XML"),
+])
+def test_a_health_report_azure_would_refuse_is_400_and_a_deviation(platform: FakeAzure, body: bytes,
+                                                                      why: str) -> None:
+    assert post_health(platform, body) == 400
     assert platform.health_reports() == []
-    assert [e.kind for e in platform.events()][-1] == "protocol-error"
+    deviation = [e for e in platform.events() if e.kind == "deviation"][-1]
+    assert deviation.data["rule"] == "health-document" and why in deviation.data["detail"]
+
+
+def test_missing_agent_headers_and_a_stale_config_incarnation_are_deviations(platform: FakeAzure) -> None:
+    config = platform.config
+    path = f"/machine/{config.container_id}/{config.role_name}?comp=config&type=sharedConfig&incarnation=7"
+    assert call(platform, "wireserver", "GET", path, {"x-ms-agent-name": "WALinuxAgent"})[0] == 200
+    rules = sorted((d["rule"], d["detail"]) for d in platform.summary()["deviations"])
+    assert [r for r, _ in rules] == ["config-incarnation", "missing-header"]
+    assert "incarnation '7'" in rules[0][1] and "x-ms-version" in rules[1][1]
+
+
+def test_status_blob_put_without_blob_type_is_400_like_azure_storage(platform: FakeAzure) -> None:
+    path = f"/fake-status-blob/{platform.config.vm_name}.status?sv=2014-02-14&sr=b&sig=fake"
+    status, _ = call(platform, "wireserver", "PUT", path, {}, body=json.dumps(_status_json("Ready")).encode())
+    assert status == 400 and platform.status_uploads() == []
+    assert [d["rule"] for d in platform.summary()["deviations"]] == ["missing-header"]
+
+
+def test_hostgaplugin_container_id_must_be_the_goal_states(platform: FakeAzure) -> None:
+    assert call(platform, "hostgaplugin", "GET", "/versions", {"x-ms-containerid": "someone-else"})[0] == 200
+    (deviation,) = platform.summary()["deviations"]
+    assert deviation["rule"] == "container-id" and "someone-else" in deviation["detail"]
 
 
 def _status_json(agent_status: str) -> dict[str, object]:
