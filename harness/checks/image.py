@@ -151,12 +151,25 @@ class Image:
         """The config embedded in the GRUB image the firmware starts."""
         if firmware == "uefi":
             loader = self.esp_file(EFI_LOADER)
-            return grubimage.find_early_config(loader) if loader else None
+            if loader is None:
+                return None
+            return grubimage.find_early_config(loader) or self._signed_chain_config()
         if self.bios_core is None:
             return None
         decompressor = self.root.read_bytes(f"{self.grub_dir}/i386-pc/lzma_decompress.img")
         body = grubimage.decompress_core(self.bios_core, len(decompressor) if decompressor else None)
         return grubimage.find_early_config(body) if body else None
+
+    def _signed_chain_config(self) -> grubimage.EarlyConfig | None:
+        """With shim as the loader, the distro's signed GRUB reads grub.cfg from its built-in prefix
+        (EFI/<vendor>/) or else from its own folder (EFI/BOOT/): that stub plays the embedded config's part."""
+        stubs = [f for f in self.esp_files() if f.count("/") == 3 and f.startswith("/EFI/") and f.endswith("/grub.cfg")]
+        for path in sorted(stubs, key=lambda f: f.startswith("/EFI/BOOT/")):  # the vendor's folder first
+            data = self.esp_file(path)
+            parsed = grubimage.parse_early_config(data.decode("utf-8", errors="replace")) if data else None
+            if parsed is not None and (parsed.root_uuid or parsed.configfile):
+                return parsed
+        return None
 
     def first_mib(self) -> bytes:
         return self.disk.read(0, MIB)

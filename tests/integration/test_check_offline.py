@@ -112,9 +112,15 @@ def _fstab_by_device(b: BuildFolder) -> None:
 
 
 def _uefi_wrong_root(b: BuildFolder) -> None:
+    """The config the Gen2 chain reads searches another file system: BOOTX64.EFI's embedded one (a GRUB image of
+    our own), or with shim as the loader, the stubs the distro's signed GRUB reads (EFI/debian/, EFI/BOOT/)."""
     uuid = root_uuid(b)
-    plant.esp_patch(b, "/EFI/BOOT/BOOTX64.EFI", f"--set=root {uuid}".encode(),
-                    f"--set=root {'0' * 8}{uuid[8:]}".encode())
+    old, new = f"--set=root {uuid}".encode(), f"--set=root {'0' * 8}{uuid[8:]}".encode()
+    if b.manifest().boot_chain == "signed":
+        for stub in ("/EFI/debian/grub.cfg", "/EFI/BOOT/grub.cfg"):
+            plant.esp_patch(b, stub, old, new)
+    else:
+        plant.esp_patch(b, "/EFI/BOOT/BOOTX64.EFI", old, new)
 
 
 def _mbr_points_elsewhere(b: BuildFolder) -> None:
@@ -178,8 +184,10 @@ DEFECTS: dict[str, Defect] = {
     "console missing": Defect(_no_console, frozenset({"A9 kernel command line (bios)",
                                                       "A9 kernel command line (uefi)"})),
     "uefi early config": Defect(_uefi_wrong_root, frozenset({"A9 kernel command line (uefi)"})),
+    # the loader is shim on debian-12's signed chain: its loss also breaks the Trusted Launch chain (A18)
     "uefi loader missing": Defect(lambda b: plant.esp_remove(b, "/EFI/BOOT/BOOTX64.EFI"),
-                                  frozenset({"A9 kernel command line (uefi)"})),
+                                  frozenset({"A9 kernel command line (uefi)",
+                                             "A18 Secure Boot chain for Trusted Launch"})),
     "mbr pointer": Defect(_mbr_points_elsewhere, frozenset({"A9 kernel command line (bios)"})),
     "hv_netvsc missing": Defect(_no_netvsc, frozenset({"A6 Hyper-V drivers in the initramfs"})),
     "udf disabled": Defect(_no_udf, frozenset({"A8 kernel configuration (udf, vfat)"})),
