@@ -111,7 +111,7 @@ def _user_tests(session: BootSession, tests: tuple[Path, ...]) -> list[Record]:
     azure = session.request.platform == Platform.AZURE
     attachment = usertests.Attachment(
         build=str(session.request.build.path), firmware=session.request.firmware, platform=session.request.platform,
-        ssh_socket=str(session.scratch / "ssh.sock"), user=session.config.admin_username,
+        ssh_socket=str(session.ssh_socket), user=session.config.admin_username,
         private_key=str(session.key.private_path), platform_config=str(session.scratch / "platform.json"),
         events=str(session.evidence / "platform-events.jsonl") if azure else "",
         requests=str(session.evidence / "platform-requests.jsonl") if azure else "", evidence=str(session.evidence))

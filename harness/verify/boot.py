@@ -100,11 +100,29 @@ class BootTimings:
         return {k: (round(v, 1) if v is not None else None) for k, v in self.__dict__.items()}
 
 
+SUN_PATH_MAX = 107  # a Unix socket path is at most 108 bytes with its NUL
+SOCKET_NAMES = ("ssh.sock", "qmp.sock", "swtpm-sock")
+
+
+def socket_dir(scratch: Path) -> Path:
+    """Where a boot's Unix sockets go: its scratch folder when every socket path fits in sun_path, else a short
+    folder of its own under /tmp (a deep builds folder, e.g. a CI workspace, would make bind() fail)."""
+    longest = max(len(name) for name in SOCKET_NAMES) + 1
+    if len(os.fsencode(scratch)) + longest <= SUN_PATH_MAX:
+        return scratch
+    for base in (Path(tempfile.gettempdir()), Path("/tmp")):
+        if len(os.fsencode(base)) + len("/harness-sock-XXXXXXXX") + longest <= SUN_PATH_MAX:
+            return Path(tempfile.mkdtemp(prefix="harness-sock-", dir=base))
+    raise VerifyError(f"no folder short enough for the boot's sockets (scratch {scratch})",
+                      "set TMPDIR to a short path such as /tmp")
+
+
 @dataclass
 class BootSession:
     request: BootRequest
     evidence: Path = field(init=False)
     scratch: Path = field(init=False)
+    sockets: Path = field(init=False)  # the Unix sockets' folder: the scratch folder, or a short one (socket_dir)
     config: PlatformConfig = field(init=False)
     key: KeyPair = field(init=False)
     timings: BootTimings = field(default_factory=BootTimings)
@@ -133,8 +151,10 @@ class BootSession:
         scratch_root.mkdir(parents=True, exist_ok=True)
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{req.build.recipe_name}-{req.name}-",
                                              dir=scratch_root))
+        self.sockets = self.scratch
         try:
             self._scratch_lock = take_lock(self.scratch)  # held while booting: `builds prune` leaves it alone
+            self.sockets = socket_dir(self.scratch)
             self._setup()
         except BaseException:
             self.failed = True
@@ -163,7 +183,8 @@ class BootSession:
         self._start_ssh_bridge()
         tpm = None
         if req.security_type == SecurityType.TRUSTED_LAUNCH:
-            tpm = self._stack.enter_context(SoftwareTpm(self.scratch / "tpm", self.evidence / "swtpm.log"))
+            tpm = self._stack.enter_context(SoftwareTpm(self.scratch / "tpm", self.evidence / "swtpm.log",
+                                                             socket=self.sockets / "swtpm-sock"))
         self.vm = self._stack.enter_context(VM(self._spec(cdrom, tpm), self.evidence, prefix=self.ns.prefix()))
         self._qemu_wall_start = time.time()
         (self.evidence / "accel.txt").write_text(f"{req.accel.accel}: {req.accel.reason}\n", encoding="utf-8")
@@ -203,7 +224,7 @@ class BootSession:
 
     def _start_ssh_bridge(self) -> None:
         assert self.ns is not None
-        sock = self.scratch / "ssh.sock"
+        sock = self.ssh_socket
         argv = [sys.executable, "-m", "harness.helpers.sshproxy", "listen", str(sock), f"{GUEST_IP}:22"]
         bridge = self.ns.spawn(argv, name="ssh-bridge", stdout_path=self.scratch / "ssh-bridge.txt")
         self._stack.callback(bridge.stop, 2.0)
@@ -232,7 +253,7 @@ class BootSession:
         return VMSpec(
             name=f"{build.recipe_name}-{req.name}", firmware=req.firmware, accel=req.accel.accel,
             disk=Drive(overlay, "qcow2"), serial_log=self.evidence / "serial.log",
-            qmp_socket=self.scratch / "qmp.sock", memory_mib=req.memory_mib, cpus=req.cpus, cdrom=cdrom,
+            qmp_socket=self.sockets / "qmp.sock", memory_mib=req.memory_mib, cpus=req.cpus, cdrom=cdrom,
             nic=Nic("tap0", MAC), ovmf_code=code, ovmf_vars=variables,
             smbios=tuple(qemu_smbios_args(self.config)) if azure else ("-uuid", self.config.smbios_uuid),
             hide_hypervisor=azure, secure_boot=secure_boot, tpm_socket=tpm.socket if tpm else None,
@@ -338,7 +359,7 @@ class BootSession:
     def guest(self, timeout_s: float = 180) -> Guest:
         """Connect over SSH as the provisioned admin user (retrying while sshd comes up)."""
         assert self.vm is not None
-        guest = Guest(self.scratch / "ssh.sock", self.config.admin_username, self.key)
+        guest = Guest(self.ssh_socket, self.config.admin_username, self.key)
         guest.connect(timeout_s)
         self.timings.ssh_ready_s = self.vm.elapsed()
         self._stack.callback(guest.close)
@@ -357,12 +378,19 @@ class BootSession:
                 log.warning("scratch folder kept: %s (overlay, OVMF vars, media, SSH key)", self.scratch)
             else:
                 shutil.rmtree(self.scratch, ignore_errors=True)
+            if self.sockets != self.scratch:  # a short folder of its own (see socket_dir): never kept
+                shutil.rmtree(self.sockets, ignore_errors=True)
             if self._scratch_lock is not None:
                 os.close(self._scratch_lock)  # a kept folder is stale from now: prune removes it after an hour
                 self._scratch_lock = None
 
+    @property
+    def ssh_socket(self) -> Path:
+        """The SSH bridge's socket (ProxyCommand target): one end outside the namespace, one inside."""
+        return self.sockets / "ssh.sock"
+
     def ssh_command(self) -> str:
         """A command a person can paste to log in (for `harness boot`)."""
-        proxy = f"{sys.executable} -m harness.helpers.sshproxy connect {self.scratch / 'ssh.sock'}"
+        proxy = f"{sys.executable} -m harness.helpers.sshproxy connect {self.ssh_socket}"
         return (f"ssh -i {self.key.private_path} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
                 f"-o ProxyCommand='{proxy}' {self.config.admin_username}@{self.config.hostname}")

@@ -19,10 +19,10 @@ START_TIMEOUT_S = 10.0
 class SoftwareTpm:
     """swtpm socket --tpm2, as a context manager that always stops and reaps it."""
 
-    def __init__(self, folder: Path, log_path: Path) -> None:
+    def __init__(self, folder: Path, log_path: Path, socket: Path | None = None) -> None:
         self.folder = folder
         self.log_path = log_path
-        self.socket = folder / "swtpm-sock"
+        self.socket = socket or folder / "swtpm-sock"
         self.process: proc.Process | None = None
 
     def argv(self) -> list[str]:

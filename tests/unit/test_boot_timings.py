@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
-from harness.verify.boot import BootSession
+import pytest
+
+from harness.verify.boot import SOCKET_NAMES, SUN_PATH_MAX, BootSession, socket_dir
 
 
 @dataclass
@@ -36,3 +41,22 @@ def test_firmware_output_then_kernel_banner() -> None:
     session._note_serial()
     assert (session.timings.first_serial_s, session.timings.kernel_s) == (0.6, 7.2)
     assert session.timings.to_json()["kernel_s"] == 7.2
+
+
+def test_sockets_go_to_a_short_folder_when_the_scratch_path_is_too_deep(tmp_path: Path) -> None:
+    """A deep builds folder (a CI workspace, the e2e tests' run folder) must not make bind() fail."""
+    short = tmp_path / "s"
+    assert socket_dir(short) == short
+    deep = tmp_path / ("d" * 60) / ".scratch" / "debian-12-uefi-trusted-launch-nvme-azure-abcdefgh"
+    deep.mkdir(parents=True)
+    chosen = socket_dir(deep)
+    try:
+        assert chosen != deep and chosen.is_dir()
+        for name in SOCKET_NAMES:
+            assert len(str(chosen / name)) <= SUN_PATH_MAX
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+            server.bind(str(chosen / "qmp.sock"))  # what QEMU, swtpm and the SSH bridge do with it
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server, pytest.raises(OSError):
+            server.bind(str(deep / "swtpm-sock"))  # the failure this avoids
+    finally:
+        shutil.rmtree(chosen, ignore_errors=True)
