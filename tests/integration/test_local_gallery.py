@@ -183,7 +183,7 @@ def test_a_legacy_version_spelled_with_zeros_is_the_same_number(tmp_path: Path, 
     record = read_json(folder / "version.json")
     write_json_atomic(folder / "version.json", {**record, "version": "01.0.0"})
     folder.rename(folder.with_name("01.0.0"))
-    with pytest.raises(PublishError, match="already exists with other content"):
+    with pytest.raises(PublishError, match=r"already exists \(as 01.0.0\) with other content"):
         gallery.publish(request(second, generation="V1", version="1.0.0"))
     assert [v.version for v in gallery.versions("debian-12-gen1")] == ["01.0.0"]
 
