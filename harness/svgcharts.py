@@ -102,7 +102,8 @@ def segments(timings: Mapping[str, float | None], axis: Axis) -> tuple[Segment, 
     return tuple(out)
 
 
-TIMELINE_WIDTH, LABEL_W, RIGHT_PAD, TOP, ROW_H, BAR_H, LEGEND_H = 960.0, 150.0, 24.0, 26.0, 30.0, 18.0, 30.0
+# LABEL_W fits a configuration name in full ("uefi-trusted-launch-nvme-azure")
+TIMELINE_WIDTH, LABEL_W, RIGHT_PAD, TOP, ROW_H, BAR_H, LEGEND_H = 960.0, 230.0, 24.0, 26.0, 30.0, 18.0, 30.0
 
 
 def timeline_layout(boots: Sequence[Boot], width: float = TIMELINE_WIDTH) -> Timeline:

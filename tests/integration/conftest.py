@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from harness.digest import sparse_copy
 from harness.enums import Stage
 from harness.manifest import DiskStamp
 from harness.results import StageReport, load_stage
+from harness.sbom import SBOM_FILE
 from harness.stages.pipeline import RunReport
 from tests.conftest import TEST_BUILDS, build_recipe
 from tests.integration.pipeline_fixtures import run_harness
@@ -59,6 +61,8 @@ def raw_build_from(converted: BuildFolder, root: Path) -> BuildFolder:
     sparse_copy(converted.path / VHD, staging / RAW, manifest.disk.size_bytes)
     disk = dataclasses.replace(manifest.disk, file=RAW, stamp=DiskStamp.of(staging / RAW))
     write_json_atomic(staging / MANIFEST, manifest.replace(vhd=None, disk=disk).to_json())
+    if (converted.path / SBOM_FILE).exists():  # written by the build, as the manifest records it
+        shutil.copy2(converted.path / SBOM_FILE, staging / SBOM_FILE)
     staging.rename(dest)
     return BuildFolder(dest)
 

@@ -130,3 +130,22 @@ def test_failed_build_leaves_nothing_behind(tmp_path: Path) -> None:
     assert "does not exist in bookworm" in info.value.hint
     assert {b.path for b in list_builds("debian-12")} == before
     assert list((builds_root() / "debian-12").glob(".tmp-*")) == []
+
+
+def test_the_real_builds_sbom_is_valid_spdx_with_every_installed_package(built: BuildFolder) -> None:
+    """The SPDX project's own parser and validator find nothing to say about a real build's SBOM."""
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    path = built.path / "sbom.spdx.json"
+    messages = [m.validation_message for m in validate_full_spdx_document(parse_file(str(path)))]
+    assert messages == []
+    document = json.loads(path.read_text())
+    manifest = built.manifest()
+    family = "ubuntu" if manifest.recipe.startswith("ubuntu") else "debian"
+    purls = {ref["referenceLocator"] for p in document["packages"] for ref in p.get("externalRefs", [])
+             if ref.get("referenceType") == "purl"}
+    for package in manifest.packages:
+        assert any(p.startswith(f"pkg:deb/{family}/{package.name.replace('+', '%2B')}@") for p in purls), package.name
+    kernel = [p for p in document["packages"] if manifest.kernel_version in p["name"] + p.get("versionInfo", "")]
+    assert kernel, "the kernel is a package of its own"
