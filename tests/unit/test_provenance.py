@@ -47,7 +47,7 @@ def ed25519_key(tmp_path: Path, name: str = "key.pem") -> tuple[Path, ed25519.Ed
 
 def test_statement_names_the_vhd_its_inputs_and_byproducts() -> None:
     manifest = make_manifest(recipe_digest="ab" * 32, harness_version=__version__, created="2026-12-01T10:00:00Z",
-                             archives={"deb.debian.org_debian_dists_bookworm_InRelease": "cd" * 32,
+                             archives={"mirror.example_debian_dists_bookworm_InRelease": "cd" * 32,
                                        "base_image": "sha512:" + "ef" * 64, "baseos": "sha256:" + "12" * 32})
     document = provenance.statement(manifest, subject_name="disk.vhd", vhd_sha256="99" * 32,
                                     byproducts=[provenance.byproduct("results.json", "77" * 32, "application/json")])
@@ -59,7 +59,7 @@ def test_statement_names_the_vhd_its_inputs_and_byproducts() -> None:
     assert definition["externalParameters"]["recipe"] == "debian-12"
     deps = {d["name"]: d for d in definition["resolvedDependencies"]}
     assert deps["recipe debian-12"]["digest"] == {"sha256": "ab" * 32}
-    assert deps["deb.debian.org_debian_dists_bookworm_InRelease"]["digest"] == {"sha256": "cd" * 32}
+    assert deps["mirror.example_debian_dists_bookworm_InRelease"]["digest"] == {"sha256": "cd" * 32}
     assert deps["base_image"]["digest"] == {"sha512": "ef" * 64}
     assert deps["baseos"]["digest"] == {"sha256": "12" * 32}
     assert deps["azure-image-harness"]["uri"] == f"pkg:pypi/azure-image-harness@{__version__}"
@@ -125,7 +125,7 @@ def verified_raw_build(tmp_path: Path, build_id: str = "20261201-000000-aaaaaa")
     """A raw build as `harness build` leaves it (disk.raw, manifest with its SBOM), checked and verified."""
     build = make_build(tmp_path / "builds", build_id=build_id, kernel_version="6.1.0-28-cloud-amd64",
                        packages=[{"name": "bash", "version": "5.2.15-2+b7", "arch": "amd64"}],
-                       archives={"deb.debian.org_debian_dists_bookworm_InRelease": "cd" * 32},
+                       archives={"mirror.example_debian_dists_bookworm_InRelease": "cd" * 32},
                        recipe_digest="ab" * 32)
     disk = build.path / "disk.raw"
     with disk.open("wb") as handle:
