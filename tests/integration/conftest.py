@@ -18,6 +18,7 @@ from harness.sbom import SBOM_FILE
 from harness.stages.pipeline import RunReport
 from tests.conftest import TEST_BUILDS, build_recipe
 from tests.integration.pipeline_fixtures import run_harness
+from tests.integration.plant import rehash, strip_secure_boot_chain
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +78,55 @@ def debian12_build(request: pytest.FixtureRequest) -> BuildFolder:
     run: RunReport = request.getfixturevalue("e2e_first_run")
     assert run.build is not None and run.passed, f"the e2e run failed: {run.error}"
     return raw_build_from(run.build, TEST_BUILDS)
+
+
+# A user's own checks for `harness verify --tests`: three pass, one fails on purpose.
+USER_TESTS = '''
+def test_my_package_is_there(ssh):
+    result = ssh.run("dpkg-query -W openssh-server")
+    assert result.exit_code == 0, result.describe()
+
+def test_my_user_is_not_root(ssh):
+    assert ssh.run("id -u").stdout.strip() != "0"
+
+def test_agent_said_ready(azure_platform, harness_build):
+    assert azure_platform.ready is not None
+    assert azure_platform.ready["state"] == "Ready"
+    assert harness_build.manifest().recipe == "debian-12"
+
+def test_a_user_check_that_fails(ssh):
+    assert ssh.run("test -e /etc/no-such-file").exit_code == 0
+'''
+
+
+@dataclasses.dataclass(frozen=True)
+class UnsignedGen2Run:
+    build: BuildFolder
+    exit_code: int
+    report: StageReport
+
+
+@pytest.fixture(scope="session")
+def unsigned_gen2(debian12_build: BuildFolder, tmp_path_factory: pytest.TempPathFactory) -> UnsignedGen2Run:
+    """`harness verify COPY --firmware uefi --tests DIR` on a copy of debian-12 whose shim and GRUB lost their
+    signatures (declared standard-only). One standard Gen2 boot (Secure Boot off) serves two proofs that cost minutes
+    of TCG each: the stripped chain still boots and passes every built-in check (the control of the Trusted Launch
+    refusal, test_verify.py), and the user's checks run inside verify and gate publish (test_pytest_plugin.py)."""
+    from harness.cli import main
+    from tests.conftest import copy_build
+
+    root = tmp_path_factory.mktemp("unsigned-gen2")
+    build = copy_build(debian12_build, root / "builds")
+    strip_secure_boot_chain(build)
+    # as a recipe declaring security_types = ["standard"] would record it: a Gen2 image that never boots with Secure
+    # Boot needs no signed chain (check A18), so `check` passes and only the user's failing test gates publish
+    with build.locked():
+        build.write_manifest(build.manifest().replace(security_types=("standard",)))
+    rehash(build)
+    tests = root / "site-checks"
+    tests.mkdir()
+    (tests / "test_my_image.py").write_text(USER_TESTS, encoding="utf-8")
+    code = main(["verify", str(build.path), "--firmware", "uefi", "--tests", str(tests), "--json"])
+    report = load_stage(build, Stage.VERIFY)
+    assert report is not None, f"verify wrote no stage file (exit {code})"
+    return UnsignedGen2Run(build, code, report)

@@ -159,6 +159,12 @@ def esp_strip_signatures(build: BuildFolder, guest_path: str) -> int:
     return removed
 
 
+def strip_secure_boot_chain(build: BuildFolder) -> None:
+    """shim and GRUB on the ESP without their signatures (the kernel keeps its own)."""
+    for path in ("/EFI/BOOT/BOOTX64.EFI", "/EFI/BOOT/grubx64.efi"):
+        esp_strip_signatures(build, path)
+
+
 def esp_remove(build: BuildFolder, guest_path: str) -> None:
     proc.run(["mdel", "-i", f"{build.disk()}@@{esp_offset(build)}", f"::{guest_path}"], env=mtools_env())
 
