@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from harness.checks.image import Image
 from harness.checks.rulebase import FAILED, WARNING, Record, listing, record, rule, skipped, verdict
@@ -35,6 +35,8 @@ TIME_CONFIGS = ("/etc/chrony/chrony.conf", "/etc/chrony.conf", "/etc/ntp.conf", 
 CLIENT_ALIVE_MAX_S = 235
 CLIENT_ALIVE_RECOMMENDED_S = 180
 DHCP_TIMEOUT_MIN_S = 300
+NM_DHCP_TIMEOUT_DEFAULT_S = 45  # NetworkManager's ipv4.dhcp-timeout when nothing sets it
+NM_DHCP_DROP_IN = "/etc/NetworkManager/conf.d/90-azure-dhcp-timeout.conf"
 # Package names per component, across families (data, looked up in one place).
 WAAGENT_PACKAGES = ("waagent", "walinuxagent", "WALinuxAgent", "python3-azure-agent", "python-azure-agent")
 PYTHON_PACKAGES = ("python3", "python3-minimal", "python3.12", "python3.11", "python311", "python39")
@@ -185,15 +187,24 @@ def dhcp_timeout(img: Image) -> list[Record]:
 
 
 def _nm_dhcp_timeouts(img: Image) -> list[int]:
-    files = [NM_CONF] + [f"{NM_CONF_D}/{n}" for n in img.root.listdir(NM_CONF_D) or [] if n.endswith(".conf")]
+    # NetworkManager reads NetworkManager.conf, then conf.d/*.conf in name order: the last value wins.
+    names = sorted(n for n in img.root.listdir(NM_CONF_D) or [] if n.endswith(".conf"))
+    files = [NM_CONF] + [f"{NM_CONF_D}/{n}" for n in names]
+    texts = img.root.texts(files)
+    return nm_dhcp_timeouts(texts.get(p) for p in files)
+
+
+def nm_dhcp_timeouts(texts: Iterable[str | None]) -> list[int]:
+    """Every ipv4.dhcp-timeout value in NetworkManager configuration texts, in reading order."""
     values = []
-    for text in img.root.texts(files).values():
-        # ipv4.dhcp-timeout=45
+    for text in texts:
+        # ipv4.dhcp-timeout=300
         values += [int(v) for v in re.findall(r"^\s*ipv4\.dhcp-timeout\s*=\s*(\d+)", text or "", re.M)]
     return values
 
 
 def evaluate_dhcp_timeout(dhclient: int | None, uses_dhclient: bool, nm_values: list[int] | None) -> Record:
+    """dhclient and NetworkManager wait at least 300 s for a lease (unset: dhclient 60 s, NetworkManager 45 s)."""
     check, required = "E3 DHCP client timeout", f">= {DHCP_TIMEOUT_MIN_S} s"
     problems, actual = [], []
     if uses_dhclient:
@@ -202,9 +213,11 @@ def evaluate_dhcp_timeout(dhclient: int | None, uses_dhclient: bool, nm_values: 
         if effective < DHCP_TIMEOUT_MIN_S:
             problems.append((FAILED, f"dhclient gives up after {effective} s: add 'timeout 300;' to {DHCLIENT_CONF}"))
     if nm_values is not None:
-        actual.append(f"NetworkManager ipv4.dhcp-timeout {nm_values[-1] if nm_values else 'default'}")
-        if nm_values and nm_values[-1] < DHCP_TIMEOUT_MIN_S:
-            problems.append((FAILED, f"NetworkManager ipv4.dhcp-timeout={nm_values[-1]}: raise it to 300"))
+        nm_effective = nm_values[-1] if nm_values else NM_DHCP_TIMEOUT_DEFAULT_S
+        actual.append(f"NetworkManager ipv4.dhcp-timeout {nm_effective}" + ("" if nm_values else " (default)"))
+        if nm_effective < DHCP_TIMEOUT_MIN_S:
+            problems.append((FAILED, f"NetworkManager gives up after {nm_effective} s: write '[connection]' and "
+                                     f"'ipv4.dhcp-timeout=300' to {NM_DHCP_DROP_IN}"))
     return verdict(check, problems, "; ".join(actual), required)
 
 

@@ -247,8 +247,16 @@ def test_dhcp_timeout() -> None:
     assert offline_config.evaluate_dhcp_timeout(300, True, None).result == PASSED
     assert offline_config.evaluate_dhcp_timeout(None, True, None).result == FAILED  # dhclient's default is 60
     assert offline_config.evaluate_dhcp_timeout(60, True, None).result == FAILED
-    assert offline_config.evaluate_dhcp_timeout(None, False, []).result == PASSED
     assert offline_config.evaluate_dhcp_timeout(None, False, [45]).result == FAILED
+    assert offline_config.evaluate_dhcp_timeout(None, False, [300]).result == PASSED
+    assert offline_config.evaluate_dhcp_timeout(None, False, [300, 60]).result == FAILED  # the last file read wins
+
+
+def test_dhcp_timeout_unset_in_network_manager_fails_with_the_drop_in_to_write() -> None:
+    unset = offline_config.evaluate_dhcp_timeout(None, False, [])  # NetworkManager's default is 45 s
+    assert unset.result == FAILED and "45 (default)" in unset.actual
+    assert "ipv4.dhcp-timeout=300" in unset.message and "/etc/NetworkManager/conf.d/" in unset.message
+    assert offline_config.nm_dhcp_timeouts(["[main]\n", None, "[connection]\nipv4.dhcp-timeout=300\n"]) == [300]
 
 
 def test_software_minimums() -> None:
