@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.checks import offline_agent, offline_boot, offline_config, offline_disk, offline_hygiene
+from harness.checks import audit, offline_agent, offline_boot, offline_config, offline_disk, offline_hygiene
 from harness.checks.diskread import MIB, PartitionEntry, PartitionTable
 from harness.checks.grubimage import EarlyConfig
 from harness.checks.image import BIOS_BOOT_GUID, ESP_GUID, LINUX_FS_GUID
@@ -327,6 +327,27 @@ def test_agent_state_network_leftovers_integrity() -> None:
     assert offline_hygiene.evaluate_integrity(modes, "/etc/ssh/sshd_config").result == PASSED
     for path, mode in (("/etc/shadow", 0o644), ("/etc/ssh/sshd_config", 0o664), ("/bin/sh", None)):
         assert offline_hygiene.evaluate_integrity({**modes, path: mode}, "/etc/ssh/sshd_config").result == FAILED
+
+
+def test_registration_left_in_the_image_fails_with_the_command_that_removes_it() -> None:
+    assert offline_hygiene.evaluate_registration([], []).result == PASSED
+    rhel = offline_hygiene.evaluate_registration(["/etc/pki/entitlement/123.pem"], [])
+    assert rhel.result == FAILED and "subscription-manager unregister" in rhel.message
+    sles = offline_hygiene.evaluate_registration([], ["/etc/zypp/credentials.d/SCCcredentials"])
+    assert sles.result == FAILED and "SUSEConnect --cleanup" in sles.message
+
+
+def test_registration_rule_reads_certificates_and_credentials_from_the_tree() -> None:
+    folders = {"/etc/pki/entitlement": ["123.pem", "123-key.pem"], "/etc/pki/consumer": ["cert.pem", "key.pem"]}
+    tree = SimpleNamespace(listdir=folders.get, exists=lambda path: path == "/etc/SUSEConnect")
+    [found] = offline_hygiene.registration(SimpleNamespace(root=tree))  # type: ignore[arg-type]
+    assert found.check == "D10 no subscription registration" and found.result == FAILED
+    for path in ("/etc/pki/entitlement/123-key.pem", "/etc/pki/consumer/cert.pem", "/etc/SUSEConnect"):
+        assert path in found.actual
+    clean = SimpleNamespace(listdir=lambda folder: ["redhat-uep.pem"] if "rhsm" in folder else None,
+                            exists=lambda path: False)
+    assert offline_hygiene.registration(SimpleNamespace(root=clean))[0].result == PASSED  # type: ignore[arg-type]
+    assert offline_hygiene.registration in audit.RULES
 
 
 # ---------------------------------------------------------------------------------------------
