@@ -29,6 +29,10 @@ DHCLIENT_CONF = "/etc/dhcp/dhclient.conf"
 DHCLIENT_BINARIES = ("/sbin/dhclient", "/usr/sbin/dhclient")
 SLES_DHCP = "/etc/sysconfig/network/dhcp"
 SUDOERS = "/etc/sudoers"
+# Defaults targetpw   # ask for the password of the target user i.e. root   ('Defaults !targetpw' turns it off)
+TARGETPW_LINE = re.compile(r"^\s*Defaults\b[^#]*(?<![!\w-])targetpw\b")
+# ALL   ALL=(ALL) ALL   # WARNING! Only use this together with 'Defaults targetpw'!
+EVERYONE_LINE = re.compile(r"^\s*ALL\s+ALL\s*=\s*\(\s*ALL\s*(?::\s*ALL\s*)?\)\s*ALL\b")
 SSHD_MAIN = ("/etc/ssh/sshd_config", "/usr/etc/ssh/sshd_config")
 TIME_CONFIGS = ("/etc/chrony/chrony.conf", "/etc/chrony.conf", "/etc/ntp.conf", "/etc/ntpsec/ntp.conf",
                 "/etc/systemd/timesyncd.conf")
@@ -80,11 +84,8 @@ def sriov_unmanaged(img: Image) -> list[Record]:
 
 @rule("A14 distribution configuration")
 def distro_config(img: Image) -> list[Record]:
-    sudoers = [SUDOERS] + [f"/etc/sudoers.d/{n}" for n in img.root.listdir("/etc/sudoers.d") or []]
-    targetpw = [p for p in sudoers if _targetpw(img.text(p) or "")]
-    records = [verdict("A14 sudoers targetpw", [(WARNING, f"Defaults targetpw active in {listing(targetpw)}: sudo "
-                                                          "asks for root's password, which Azure users do not have")]
-                       if targetpw else [], listing(targetpw), "no active Defaults targetpw")]
+    sudoers = [SUDOERS] + [f"/etc/sudoers.d/{n}" for n in sorted(img.root.listdir("/etc/sudoers.d") or [])]
+    records = [evaluate_sudoers({p: img.text(p) or "" for p in sudoers})]
     dhcp = img.text(SLES_DHCP)
     if dhcp is not None:
         value = kv_values(dhcp).get("DHCLIENT_SET_HOSTNAME", "unset")
@@ -95,9 +96,25 @@ def distro_config(img: Image) -> list[Record]:
     return records
 
 
-def _targetpw(text: str) -> bool:
-    # Defaults targetpw   # ask for the password of the target user
-    return any(re.match(r"^\s*Defaults\b.*\btargetpw\b", line) for line in text.splitlines())
+def evaluate_sudoers(texts: dict[str, str]) -> Record:
+    """targetpw alone is a WARN; with an active 'ALL ALL=(ALL) ALL' every user may run anything as root by
+    typing the target's password (SUSE's default), which Azure's SUSE guide requires removing: FAIL."""
+    targetpw = [p for p, text in texts.items() if _active(text, TARGETPW_LINE)]
+    everyone = [p for p, text in texts.items() if _active(text, EVERYONE_LINE)]
+    problems = []
+    if targetpw and everyone:
+        where = listing(dict.fromkeys(targetpw + everyone))
+        problems.append((FAILED, f"'Defaults targetpw' and 'ALL ALL=(ALL) ALL' in {where} let any user run anything "
+                                 f"as root with root's password: comment both out in {SUDOERS}"))
+    elif targetpw:
+        problems.append((WARNING, f"Defaults targetpw active in {listing(targetpw)}: sudo asks for root's password, "
+                                  "which Azure users do not have"))
+    actual = f"targetpw: {listing(targetpw)}; ALL ALL=(ALL) ALL: {listing(everyone)}"
+    return verdict("A14 sudoers targetpw", problems, actual, "no active Defaults targetpw (nor ALL ALL=(ALL) ALL)")
+
+
+def _active(text: str, pattern: re.Pattern[str]) -> bool:
+    return any(pattern.match(line) for line in text.splitlines())
 
 
 @rule("A15 ClientAliveInterval")

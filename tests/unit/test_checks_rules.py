@@ -243,6 +243,28 @@ def test_client_alive(value: str | None, result: str) -> None:
     assert offline_config.evaluate_client_alive(value, "/etc/ssh/sshd_config").result == result
 
 
+SUSE_SUDOERS = """Defaults always_set_home
+Defaults targetpw   # ask for the password of the target user i.e. root
+ALL   ALL=(ALL) ALL   # WARNING! Only use this together with 'Defaults targetpw'!
+root ALL=(ALL:ALL) ALL
+"""
+
+
+def test_sudoers_targetpw_with_everyone_may_run_anything_fails() -> None:
+    found = offline_config.evaluate_sudoers({"/etc/sudoers": SUSE_SUDOERS})
+    assert found.result == FAILED and "comment both out in /etc/sudoers" in found.message
+    split = {"/etc/sudoers": "Defaults targetpw\n", "/etc/sudoers.d/90-all": "ALL ALL=(ALL:ALL) ALL\n"}
+    assert offline_config.evaluate_sudoers(split).result == FAILED
+
+
+def test_sudoers_targetpw_alone_warns_and_commented_lines_pass() -> None:
+    assert offline_config.evaluate_sudoers({"/etc/sudoers": "Defaults targetpw\n"}).result == WARNING
+    assert offline_config.evaluate_sudoers({"/etc/sudoers": "ALL ALL=(ALL) ALL\n"}).result == PASSED
+    commented = SUSE_SUDOERS.replace("Defaults targetpw", "# Defaults targetpw").replace("ALL   ALL", "# ALL   ALL")
+    assert offline_config.evaluate_sudoers({"/etc/sudoers": commented}).result == PASSED
+    assert offline_config.evaluate_sudoers({"/etc/sudoers": "Defaults !targetpw\n"}).result == PASSED  # turned off
+
+
 def test_dhcp_timeout() -> None:
     assert offline_config.evaluate_dhcp_timeout(300, True, None).result == PASSED
     assert offline_config.evaluate_dhcp_timeout(None, True, None).result == FAILED  # dhclient's default is 60

@@ -196,3 +196,14 @@ def test_network_manager_recipes_wait_300_s_for_a_dhcp_lease(name: str, agent: s
         files[setting.file] = apply_to_text(files.get(setting.file, ""), setting)
     texts = [text for path, text in sorted(files.items()) if path.startswith(offline_config.NM_CONF_D + "/")]
     assert offline_config.evaluate_dhcp_timeout(None, False, offline_config.nm_dhcp_timeouts(texts)).result == PASSED
+
+
+def test_comment_style_takes_a_value_and_no_key(tmp_path: Path) -> None:
+    base = '[[settings]]\nfile = "/etc/sudoers"\nvalue = "Defaults targetpw"\nstyle = "comment"\nreason = "r"\n'
+    image = '[source.base_image]\nurl = "/v/x.qcow2"\nchecksum_url = "/v/x.qcow2.sha256"\nformat = "qcow2"\n'
+    loaded = load_text(tmp_path, "ok", "zypper", image + base)
+    assert [(s.style, s.key) for s in loaded.settings_for("cloud-init")] == [("comment", "")]
+    assert "style 'comment' takes no key" in problems(tmp_path, "zypper", image + base + 'key = "Defaults"\n')
+    for value in ("", "# Defaults targetpw", "Defaults targetpw # ask"):
+        entry = base.replace('"Defaults targetpw"', repr(value).replace("'", '"'))
+        assert "style 'comment' takes the words of an active line" in problems(tmp_path, "zypper", image + entry)
