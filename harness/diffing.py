@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,48 +13,7 @@ from harness.manifest import Manifest
 from harness.results import Record, StageReport, load_stage, records_from_json, report_from_json
 from harness.sbom import SBOM_FILE
 from harness.sbomdiff import SbomDiff, diff_files
-
-
-def _order(char: str) -> int:
-    """dpkg's character order: '~' sorts before everything, letters before non-letters."""
-    if char == "~":
-        return -1
-    if char.isalpha():
-        return ord(char)
-    return ord(char) + 256
-
-
-def _compare_part(a: str, b: str) -> int:
-    """Compare an upstream version or Debian revision as dpkg does (alternating non-digit/digit runs)."""
-    while a or b:
-        a_text = re.match(r"^[^0-9]*", a).group(0)  # type: ignore[union-attr]
-        b_text = re.match(r"^[^0-9]*", b).group(0)  # type: ignore[union-attr]
-        a, b = a[len(a_text):], b[len(b_text):]
-        for i in range(max(len(a_text), len(b_text))):
-            ca = _order(a_text[i]) if i < len(a_text) else 0
-            cb = _order(b_text[i]) if i < len(b_text) else 0
-            if ca != cb:
-                return -1 if ca < cb else 1
-        a_num = re.match(r"^[0-9]*", a).group(0)  # type: ignore[union-attr]
-        b_num = re.match(r"^[0-9]*", b).group(0)  # type: ignore[union-attr]
-        a, b = a[len(a_num):], b[len(b_num):]
-        if int(a_num or 0) != int(b_num or 0):
-            return -1 if int(a_num or 0) < int(b_num or 0) else 1
-    return 0
-
-
-def compare_versions(a: str, b: str) -> int:
-    """-1, 0 or 1 as `dpkg --compare-versions` orders Debian versions (epoch:upstream-revision)."""
-    def split(version: str) -> tuple[int, str, str]:
-        epoch, _, rest = version.rpartition(":") if ":" in version else ("0", "", version)
-        upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "0")
-        return int(epoch or 0), upstream, revision
-
-    ea, ua, ra = split(a)
-    eb, ub, rb = split(b)
-    if ea != eb:
-        return -1 if ea < eb else 1
-    return _compare_part(ua, ub) or _compare_part(ra, rb)
+from harness.versions import compare_versions
 
 
 @dataclass
@@ -166,7 +124,7 @@ def diff(a: Side, b: Side) -> Diff:
     out.added = {n: pb[n] for n in sorted(set(pb) - set(pa))}
     out.removed = {n: pa[n] for n in sorted(set(pa) - set(pb))}
     for name in sorted(set(pa) & set(pb)):
-        order = compare_versions(pa[name], pb[name])
+        order = compare_versions(pa[name], pb[name], man_b.family)  # dpkg's or rpm's order, by package format
         if order < 0:
             out.upgraded[name] = (pa[name], pb[name])
         elif order > 0:

@@ -151,6 +151,7 @@ class SettingStyle(StrEnum):
     SHELL = "shell"
     FILE = "file"
     LINE = "line"
+    COMMENT = "comment"  # active lines that read `value` become comments
 
 
 def values(enum: type[E]) -> tuple[str, ...]:

@@ -13,13 +13,22 @@ from typing import Any
 
 from harness import __version__
 from harness import recipe_rules as rules
-from harness.recipe_schema import REPO_URL_KEYS, REQUIRED, SCHEMA, SETTING_SCHEMA, SETTING_STYLES, Schema, TableList
+from harness.recipe_schema import (
+    KEYLESS_STYLES,
+    REPO_URL_KEYS,
+    REQUIRED,
+    SCHEMA,
+    SETTING_SCHEMA,
+    SETTING_STYLES,
+    Schema,
+    TableList,
+)
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:azure-image-harness:recipe"
-# recipe_schema: a [[settings]] entry needs these, and a 'file' or 'line' style takes no key (the others need one).
+# recipe_schema: a [[settings]] entry needs these, and a 'file', 'line' or 'comment' style takes no key (the others
+# need one).
 SETTING_REQUIRED = ("file", "value", "reason")
-KEYLESS_STYLES = ("file", "line")
 
 _STRING_LIST = {"type": "array", "items": {"type": "string"}}
 _PLAIN: dict[Callable[[Any], str | None], dict[str, Any]] = {

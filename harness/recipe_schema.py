@@ -5,6 +5,7 @@ The rules for single values (types, names, paths, package names, cmdline tokens)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ AGENTS = values(Agent)
 GENERATIONS = values(Generation)
 OS_STATES = values(OsState)
 SETTING_STYLES = values(SettingStyle)
+COMMENT_MARK = re.compile(r"(^|[ \t])#")  # where a comment starts on a line (settings.py ignores the rest)
+KEYLESS_STYLES = (SettingStyle.FILE.value, SettingStyle.LINE.value, SettingStyle.COMMENT.value)  # the rest need a key
 PLATFORMS = values(Platform)
 SECURITY_TYPES = values(SecurityType)
 DISK_CONTROLLERS = values(DiskController)
@@ -162,18 +165,21 @@ def _validate_settings(raw: Any, problems: list[str]) -> None:
             if required not in entry:
                 problems.append(f"{where}.{required}: missing (every setting needs file, value and reason)")
         style = setting_style(entry)
-        if style in ("file", "line") and entry.get("key"):
+        if style in KEYLESS_STYLES and entry.get("key"):
             problems.append(f"{where}.key: style '{style}' takes no key")
-        if style not in ("file", "line") and not entry.get("key"):
+        if style not in KEYLESS_STYLES and not entry.get("key"):
             problems.append(f"{where}.key: style '{style}' needs a key")
         if isinstance(entry.get("file"), str):
             _check(f"{where}.file", rules.guest_path_problem(entry["file"]), problems)
         if isinstance(entry.get("key"), str) and entry["key"]:
             _check(f"{where}.key", rules.setting_key_problem(entry["key"], style), problems)
         value = entry.get("value")
-        if style in ("kv", "sshd", "line") and isinstance(value, str) and value != value.strip():
+        if style in ("kv", "sshd", "line", "comment") and isinstance(value, str) and value != value.strip():
             problems.append(f"{where}.value: {value!r} starts or ends with whitespace, which a reader of a "
                             f"'{style}' line strips (the audit would never find it)")
+        if style == "comment" and isinstance(value, str) and (not value.strip() or COMMENT_MARK.search(value)):
+            problems.append(f"{where}.value: {value!r}: style 'comment' takes the words of an active line, without "
+                            "a '#' comment (e.g. 'Defaults targetpw')")
 
 
 def _check(where: str, message: str | None, problems: list[str]) -> None:

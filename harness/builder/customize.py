@@ -87,6 +87,8 @@ def setting_call(setting: Setting) -> str:
         return f"harness_set_file {path} {shlex.quote(content)}"
     if setting.style == "line":
         return f"harness_set_line {path} {shlex.quote(setting.value)}"
+    if setting.style == "comment":
+        return f"harness_comment_line {path} {shlex.quote(setting.value)}"
     return f"harness_set_key {path} {setting.style} {shlex.quote(setting.key)} {shlex.quote(render_line(setting))}"
 
 

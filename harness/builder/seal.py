@@ -7,7 +7,9 @@ it is verified.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+from harness import proc
 from harness.builder.context import BuildContext
 from harness.builder.families import get as get_family
 from harness.builder.guestroot import GuestRoot
@@ -24,11 +26,35 @@ MACHINE_STATE = ("/var/lib/systemd/random-seed", "/var/lib/systemd/credential.se
 # dnf and zypper package caches and indexes (the apt ones are named where they are cleaned).
 RPM_CACHES = ("/var/cache/dnf", "/var/cache/yum", "/var/cache/zypp/packages", "/var/cache/zypp/raw",
               "/var/cache/zypp/solv")
+# Registration with Red Hat (subscription-manager) or the SUSE Customer Center (SUSEConnect): the tools, and the
+# certificates and credentials `subscription-manager clean` and `SUSEConnect --cleanup` remove (D10).
+SUBSCRIPTION_MANAGER = ("/usr/sbin/subscription-manager", "/usr/bin/subscription-manager")
+SUSECONNECT = ("/usr/sbin/SUSEConnect", "/usr/bin/SUSEConnect")
+RHSM_CONSUMER = "/etc/pki/consumer/cert.pem"
+REGISTRATION_DIRS = ("/etc/pki/entitlement", "/etc/pki/consumer")
+SCC_CREDENTIALS = ("/etc/zypp/credentials.d/SCCcredentials", "/etc/SUSEConnect")
 HISTORY_NAMES = (".bash_history", ".sh_history", ".zsh_history", ".history", ".python_history",
                  ".lesshst", ".viminfo")
 
 # Every path below is a guest path resolved inside the image (GuestRoot): an absolute symlink in the image
 # (/etc/resolv.conf -> /run/..., /home -> /var/home) never leads to the build host's files.
+
+
+def unregister(root: GuestRoot, rootfs: Path) -> None:
+    """Hand a Red Hat or SUSE registration back and drop its certificates and credentials: every VM from the
+    image would otherwise use the build's subscription (D10). The tools run in the tree, as grub-mkimage does."""
+    if any(root.exists(p) for p in SUBSCRIPTION_MANAGER):
+        if root.exists(RHSM_CONSUMER):
+            proc.run(["chroot", rootfs, "subscription-manager", "unregister"],
+                     hint="the build could not reach Red Hat to unregister; unregister the system and build again")
+        proc.run(["chroot", rootfs, "subscription-manager", "clean"])
+    if any(root.exists(p) for p in SUSECONNECT) and root.exists(SCC_CREDENTIALS[0]):
+        proc.run(["chroot", rootfs, "SUSEConnect", "--cleanup"])
+    for folder in REGISTRATION_DIRS:
+        for pem in root.glob(folder, "*.pem"):
+            root.remove(pem)
+    for path in SCC_CREDENTIALS:
+        root.remove(path)
 
 
 def remove_host_keys(root: GuestRoot) -> None:
@@ -91,6 +117,7 @@ def seal(ctx: BuildContext) -> None:
     """Apply every generalization step; used for generalized and specialized images alike."""
     root = GuestRoot(ctx.rootfs)
     family = get_family(ctx.recipe.family)
+    unregister(root, ctx.rootfs)
     remove_host_keys(root)
     reset_machine_id(root, ctx.recipe.machine_id or family.machine_id)
     remove_histories(root)

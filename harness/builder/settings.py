@@ -41,6 +41,21 @@ def _line_pattern(setting: Setting) -> re.Pattern[str]:
     return re.compile(rf"^\s*#?\s*{key}\s*=")
 
 
+# SUSE's /etc/sudoers: 'ALL   ALL=(ALL) ALL   # WARNING! ...' has the words 'ALL ALL=(ALL) ALL'
+_TRAILING_COMMENT = re.compile(r"[ \t]#.*$")
+
+
+def _words(line: str) -> str:
+    """A line's words, single-spaced, without a trailing comment (how a 'comment' setting matches lines)."""
+    return " ".join(_TRAILING_COMMENT.sub("", line).split())
+
+
+def commented_targets(lines: list[str], setting: Setting) -> list[int]:
+    """Indexes of the active lines a 'comment' setting turns into comments."""
+    wanted = _words(setting.value)
+    return [i for i, line in enumerate(lines) if not line.lstrip().startswith("#") and _words(line) == wanted]
+
+
 def render_line(setting: Setting) -> str:
     """The line for the setting in its file's own syntax (shell: one word `sh` reads back exactly)."""
     if setting.style == "sshd":
@@ -56,6 +71,11 @@ def apply_to_text(text: str, setting: Setting) -> str:
         value = setting.value.lstrip("\n")
         return value if not value or value.endswith("\n") else value + "\n"
     lines = text.splitlines()
+    if setting.style == "comment":
+        targets = commented_targets(lines, setting)
+        if not targets:
+            return text
+        return "\n".join(f"# {line}" if i in targets else line for i, line in enumerate(lines)) + "\n"
     if setting.style == "line":
         if setting.value not in (line.strip() for line in lines):
             lines.append(setting.value)
@@ -77,6 +97,8 @@ def read_from_text(text: str, setting: Setting) -> str | None:
     """The value the text holds for this setting's key (None when absent), for the audit."""
     if setting.style == "file":
         return text
+    if setting.style == "comment":  # the line while it is still active
+        return setting.value if commented_targets(text.splitlines(), setting) else None
     if setting.style == "line":
         return setting.value if setting.value in (line.strip() for line in text.splitlines()) else None
     pattern = _line_pattern(setting)
@@ -98,7 +120,9 @@ def read_from_text(text: str, setting: Setting) -> str | None:
 
 
 def holds(text: str | None, setting: Setting) -> bool:
-    """Whether the file text carries the declared value."""
+    """Whether the file text carries the declared value (a 'comment' setting holds while no such line is active)."""
+    if setting.style == "comment":
+        return text is None or read_from_text(text, setting) is None
     if text is None:
         return False
     if setting.style == "file":
@@ -108,4 +132,7 @@ def holds(text: str | None, setting: Setting) -> bool:
 
 def apply(root: GuestRoot, setting: Setting) -> None:
     """Write one setting into the image tree (resolved inside it, whatever symlinks the image holds)."""
-    root.write_text(setting.file, apply_to_text(root.read_text(setting.file) or "", setting))
+    text = root.read_text(setting.file)
+    if text is None and setting.style == "comment":
+        return  # nothing to comment out, and no empty file to create
+    root.write_text(setting.file, apply_to_text(text or "", setting))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.builder.settings import holds, read_from_text, render_line
+from harness.builder.settings import commented_targets, holds, read_from_text, render_line
 from harness.checks.image import Image
 from harness.checks.rulebase import FAILED, PASSED, SKIPPED, WARNING, Record, listing, record
 from harness.manifest import Manifest
@@ -54,21 +54,28 @@ def manifest_settings(manifest: Manifest) -> list[Setting]:
 def label(setting: Setting) -> str:
     if setting.key:
         return f"{setting.file} {setting.key}"
+    if setting.style == "comment":
+        return f"{setting.file} no active {setting.value.strip()!r}"
     return f"{setting.file} {setting.value.strip()!r}" if setting.style == "line" else f"{setting.file} (whole file)"
+
+
+def _required(setting: Setting) -> str:
+    if setting.style == "comment":
+        return f"{setting.value.strip()!r} commented out"
+    return setting.value.strip() if setting.style in ("file", "line") else f"{setting.key}={setting.value}"
 
 
 def evaluate_setting(setting: Setting, text: str | None) -> Record:
     """A declared setting holds in the image (Failed when it does not: the image is not what was declared)."""
-    check = f"declared setting {label(setting)}"
-    required = setting.value.strip() if setting.style in ("file", "line") else f"{setting.key}={setting.value}"
-    if text is None:
+    check, required = f"declared setting {label(setting)}", _required(setting)
+    if text is None and setting.style != "comment":  # a missing file has no active line to comment out
         return record(check, FAILED, f"{setting.file} missing", required,
                       f"the image lacks {setting.file}; rebuild, or remove the setting from the recipe")
     if holds(text, setting):
         return record(check, PASSED, required, required, setting.reason)
-    found = read_from_text(text, setting)
+    found = read_from_text(text or "", setting)
     actual = "file differs" if setting.style == "file" else "not present" if found is None else (
-        f"{setting.key}={found}" if setting.key else found)
+        f"{setting.key}={found}" if setting.key else f"{found!r} active" if setting.style == "comment" else found)
     return record(check, FAILED, actual, required, f"{setting.file} does not carry the declared value: something "
                                                    "changed it after the build applied it")
 
@@ -109,6 +116,12 @@ def _undo(text: str, setting: Setting) -> Iterator[str]:
     """Texts that apply_to_text(original, setting) could have turned into text (the original among them)."""
     lines = text.splitlines()
     yield text
+    if setting.style == "comment":  # apply_to_text wrote '# ' before each line it commented out
+        restored = [line[2:] if line.startswith("# ") and commented_targets([line[2:]], setting) else line
+                    for line in lines]
+        if restored != lines:
+            yield "\n".join(restored) + "\n"
+        return
     if setting.style == "line":
         hits = [i for i, line in enumerate(lines) if line.strip() == setting.value]
         if hits:
@@ -157,7 +170,8 @@ def explained(data: bytes, packaged_md5: str | None, settings: list[Setting]) ->
         return True
     if packaged_md5 is None:
         return False
-    return any(_md5(c) == packaged_md5 for c in candidates(text, [s for s in settings if s.key or s.style == "line"]))
+    undoable = [s for s in settings if s.key or s.style in ("line", "comment")]
+    return any(_md5(c) == packaged_md5 for c in candidates(text, undoable))
 
 
 def _md5(text: str) -> str:

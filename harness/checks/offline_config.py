@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from harness.checks.image import Image
 from harness.checks.rulebase import FAILED, WARNING, Record, listing, record, rule, skipped, verdict
@@ -29,12 +29,18 @@ DHCLIENT_CONF = "/etc/dhcp/dhclient.conf"
 DHCLIENT_BINARIES = ("/sbin/dhclient", "/usr/sbin/dhclient")
 SLES_DHCP = "/etc/sysconfig/network/dhcp"
 SUDOERS = "/etc/sudoers"
+# Defaults targetpw   # ask for the password of the target user i.e. root   ('Defaults !targetpw' turns it off)
+TARGETPW_LINE = re.compile(r"^\s*Defaults\b[^#]*(?<![!\w-])targetpw\b")
+# ALL   ALL=(ALL) ALL   # WARNING! Only use this together with 'Defaults targetpw'!
+EVERYONE_LINE = re.compile(r"^\s*ALL\s+ALL\s*=\s*\(\s*ALL\s*(?::\s*ALL\s*)?\)\s*ALL\b")
 SSHD_MAIN = ("/etc/ssh/sshd_config", "/usr/etc/ssh/sshd_config")
 TIME_CONFIGS = ("/etc/chrony/chrony.conf", "/etc/chrony.conf", "/etc/ntp.conf", "/etc/ntpsec/ntp.conf",
                 "/etc/systemd/timesyncd.conf")
 CLIENT_ALIVE_MAX_S = 235
 CLIENT_ALIVE_RECOMMENDED_S = 180
 DHCP_TIMEOUT_MIN_S = 300
+NM_DHCP_TIMEOUT_DEFAULT_S = 45  # NetworkManager's ipv4.dhcp-timeout when nothing sets it
+NM_DHCP_DROP_IN = "/etc/NetworkManager/conf.d/90-azure-dhcp-timeout.conf"
 # Package names per component, across families (data, looked up in one place).
 WAAGENT_PACKAGES = ("waagent", "walinuxagent", "WALinuxAgent", "python3-azure-agent", "python-azure-agent")
 PYTHON_PACKAGES = ("python3", "python3-minimal", "python3.12", "python3.11", "python311", "python39")
@@ -78,11 +84,8 @@ def sriov_unmanaged(img: Image) -> list[Record]:
 
 @rule("A14 distribution configuration")
 def distro_config(img: Image) -> list[Record]:
-    sudoers = [SUDOERS] + [f"/etc/sudoers.d/{n}" for n in img.root.listdir("/etc/sudoers.d") or []]
-    targetpw = [p for p in sudoers if _targetpw(img.text(p) or "")]
-    records = [verdict("A14 sudoers targetpw", [(WARNING, f"Defaults targetpw active in {listing(targetpw)}: sudo "
-                                                          "asks for root's password, which Azure users do not have")]
-                       if targetpw else [], listing(targetpw), "no active Defaults targetpw")]
+    sudoers = [SUDOERS] + [f"/etc/sudoers.d/{n}" for n in sorted(img.root.listdir("/etc/sudoers.d") or [])]
+    records = [evaluate_sudoers({p: img.text(p) or "" for p in sudoers})]
     dhcp = img.text(SLES_DHCP)
     if dhcp is not None:
         value = kv_values(dhcp).get("DHCLIENT_SET_HOSTNAME", "unset")
@@ -93,9 +96,25 @@ def distro_config(img: Image) -> list[Record]:
     return records
 
 
-def _targetpw(text: str) -> bool:
-    # Defaults targetpw   # ask for the password of the target user
-    return any(re.match(r"^\s*Defaults\b.*\btargetpw\b", line) for line in text.splitlines())
+def evaluate_sudoers(texts: dict[str, str]) -> Record:
+    """targetpw alone is a WARN; with an active 'ALL ALL=(ALL) ALL' every user may run anything as root by
+    typing the target's password (SUSE's default), which Azure's SUSE guide requires removing: FAIL."""
+    targetpw = [p for p, text in texts.items() if _active(text, TARGETPW_LINE)]
+    everyone = [p for p, text in texts.items() if _active(text, EVERYONE_LINE)]
+    problems = []
+    if targetpw and everyone:
+        where = listing(dict.fromkeys(targetpw + everyone))
+        problems.append((FAILED, f"'Defaults targetpw' and 'ALL ALL=(ALL) ALL' in {where} let any user run anything "
+                                 f"as root with root's password: comment both out in {SUDOERS}"))
+    elif targetpw:
+        problems.append((WARNING, f"Defaults targetpw active in {listing(targetpw)}: sudo asks for root's password, "
+                                  "which Azure users do not have"))
+    actual = f"targetpw: {listing(targetpw)}; ALL ALL=(ALL) ALL: {listing(everyone)}"
+    return verdict("A14 sudoers targetpw", problems, actual, "no active Defaults targetpw (nor ALL ALL=(ALL) ALL)")
+
+
+def _active(text: str, pattern: re.Pattern[str]) -> bool:
+    return any(pattern.match(line) for line in text.splitlines())
 
 
 @rule("A15 ClientAliveInterval")
@@ -185,15 +204,24 @@ def dhcp_timeout(img: Image) -> list[Record]:
 
 
 def _nm_dhcp_timeouts(img: Image) -> list[int]:
-    files = [NM_CONF] + [f"{NM_CONF_D}/{n}" for n in img.root.listdir(NM_CONF_D) or [] if n.endswith(".conf")]
+    # NetworkManager reads NetworkManager.conf, then conf.d/*.conf in name order: the last value wins.
+    names = sorted(n for n in img.root.listdir(NM_CONF_D) or [] if n.endswith(".conf"))
+    files = [NM_CONF] + [f"{NM_CONF_D}/{n}" for n in names]
+    texts = img.root.texts(files)
+    return nm_dhcp_timeouts(texts.get(p) for p in files)
+
+
+def nm_dhcp_timeouts(texts: Iterable[str | None]) -> list[int]:
+    """Every ipv4.dhcp-timeout value in NetworkManager configuration texts, in reading order."""
     values = []
-    for text in img.root.texts(files).values():
-        # ipv4.dhcp-timeout=45
+    for text in texts:
+        # ipv4.dhcp-timeout=300
         values += [int(v) for v in re.findall(r"^\s*ipv4\.dhcp-timeout\s*=\s*(\d+)", text or "", re.M)]
     return values
 
 
 def evaluate_dhcp_timeout(dhclient: int | None, uses_dhclient: bool, nm_values: list[int] | None) -> Record:
+    """dhclient and NetworkManager wait at least 300 s for a lease (unset: dhclient 60 s, NetworkManager 45 s)."""
     check, required = "E3 DHCP client timeout", f">= {DHCP_TIMEOUT_MIN_S} s"
     problems, actual = [], []
     if uses_dhclient:
@@ -202,9 +230,11 @@ def evaluate_dhcp_timeout(dhclient: int | None, uses_dhclient: bool, nm_values: 
         if effective < DHCP_TIMEOUT_MIN_S:
             problems.append((FAILED, f"dhclient gives up after {effective} s: add 'timeout 300;' to {DHCLIENT_CONF}"))
     if nm_values is not None:
-        actual.append(f"NetworkManager ipv4.dhcp-timeout {nm_values[-1] if nm_values else 'default'}")
-        if nm_values and nm_values[-1] < DHCP_TIMEOUT_MIN_S:
-            problems.append((FAILED, f"NetworkManager ipv4.dhcp-timeout={nm_values[-1]}: raise it to 300"))
+        nm_effective = nm_values[-1] if nm_values else NM_DHCP_TIMEOUT_DEFAULT_S
+        actual.append(f"NetworkManager ipv4.dhcp-timeout {nm_effective}" + ("" if nm_values else " (default)"))
+        if nm_effective < DHCP_TIMEOUT_MIN_S:
+            problems.append((FAILED, f"NetworkManager gives up after {nm_effective} s: write '[connection]' and "
+                                     f"'ipv4.dhcp-timeout=300' to {NM_DHCP_DROP_IN}"))
     return verdict(check, problems, "; ".join(actual), required)
 
 

@@ -1,5 +1,5 @@
-"""Generalization audit (image-checks D1-D8), run on the artifact itself whatever the build did (D9):
-no users' secrets, host keys, machine identity, histories, agent state, leases, build leftovers.
+"""Generalization audit (image-checks D1-D8, D10), run on the artifact itself whatever the build did (D9):
+no users' secrets, host keys, machine identity, histories, agent state, leases, build leftovers, registrations.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ CACHE_DIRS = ("/var/cache/apt/archives", "/var/lib/apt/lists", "/var/cache/dnf",
 CACHE_KEEP = ("lock", "partial", "auxfiles")
 TEMP_DIRS = ("/tmp", "/var/tmp")
 SH_PATHS = ("/bin/sh",)
+# Red Hat entitlement and consumer certificates, SUSE Customer Center credentials (what `subscription-manager
+# clean` and `SUSEConnect --cleanup` remove).
+REGISTRATION_DIRS = ("/etc/pki/entitlement", "/etc/pki/consumer")
+SCC_CREDENTIALS = ("/etc/zypp/credentials.d/SCCcredentials", "/etc/SUSEConnect")
 
 
 @rule("D1 no usable password hashes")
@@ -219,7 +223,27 @@ def evaluate_integrity(modes: dict[str, int | None], sshd: str) -> Record:
     return verdict("D8 integrity", problems, actual, "passwd, shadow (no other bits), sshd_config (<= 0644), /bin/sh")
 
 
+@rule("D10 no subscription registration")
+def registration(img: Image) -> list[Record]:
+    certificates = [f"{d}/{n}" for d in REGISTRATION_DIRS for n in img.root.listdir(d) or [] if n.endswith(".pem")]
+    credentials = [p for p in SCC_CREDENTIALS if img.root.exists(p)]
+    return [evaluate_registration(sorted(certificates), credentials)]
+
+
+def evaluate_registration(certificates: list[str], credentials: list[str]) -> Record:
+    """No Red Hat entitlement or consumer certificate, no SUSE Customer Center credentials."""
+    problems = []
+    if certificates:
+        problems.append((FAILED, f"{listing(certificates)}: the build's Red Hat registration ships to every VM; run "
+                                 "'subscription-manager unregister' and 'subscription-manager clean' before sealing"))
+    if credentials:
+        problems.append((FAILED, f"{listing(credentials)}: the build's SUSE registration ships to every VM; run "
+                                 "'SUSEConnect --cleanup' (or delete them) before sealing"))
+    return verdict("D10 no subscription registration", problems, listing([*certificates, *credentials]),
+                   "no /etc/pki/entitlement or /etc/pki/consumer certificates, no SCC credentials")
+
+
 RULES = (password_hashes, home_keys, host_keys, machine_id, histories, agent_state, network_identity,
-         build_leftovers, integrity)
-PREFETCH_STATS = ("/var/lib/dbus/machine-id", *SH_PATHS, "/usr/bin/dash", "/usr/bin/bash")
-PREFETCH_LISTS = CACHE_DIRS
+         build_leftovers, integrity, registration)
+PREFETCH_STATS = ("/var/lib/dbus/machine-id", *SH_PATHS, "/usr/bin/dash", "/usr/bin/bash", *SCC_CREDENTIALS)
+PREFETCH_LISTS = (*CACHE_DIRS, *REGISTRATION_DIRS)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.checks import offline_agent, offline_boot, offline_config, offline_disk, offline_hygiene
+from harness.checks import audit, offline_agent, offline_boot, offline_config, offline_disk, offline_hygiene
 from harness.checks.diskread import MIB, PartitionEntry, PartitionTable
 from harness.checks.grubimage import EarlyConfig
 from harness.checks.image import BIOS_BOOT_GUID, ESP_GUID, LINUX_FS_GUID
@@ -243,12 +243,42 @@ def test_client_alive(value: str | None, result: str) -> None:
     assert offline_config.evaluate_client_alive(value, "/etc/ssh/sshd_config").result == result
 
 
+SUSE_SUDOERS = """Defaults always_set_home
+Defaults targetpw   # ask for the password of the target user i.e. root
+ALL   ALL=(ALL) ALL   # WARNING! Only use this together with 'Defaults targetpw'!
+root ALL=(ALL:ALL) ALL
+"""
+
+
+def test_sudoers_targetpw_with_everyone_may_run_anything_fails() -> None:
+    found = offline_config.evaluate_sudoers({"/etc/sudoers": SUSE_SUDOERS})
+    assert found.result == FAILED and "comment both out in /etc/sudoers" in found.message
+    split = {"/etc/sudoers": "Defaults targetpw\n", "/etc/sudoers.d/90-all": "ALL ALL=(ALL:ALL) ALL\n"}
+    assert offline_config.evaluate_sudoers(split).result == FAILED
+
+
+def test_sudoers_targetpw_alone_warns_and_commented_lines_pass() -> None:
+    assert offline_config.evaluate_sudoers({"/etc/sudoers": "Defaults targetpw\n"}).result == WARNING
+    assert offline_config.evaluate_sudoers({"/etc/sudoers": "ALL ALL=(ALL) ALL\n"}).result == PASSED
+    commented = SUSE_SUDOERS.replace("Defaults targetpw", "# Defaults targetpw").replace("ALL   ALL", "# ALL   ALL")
+    assert offline_config.evaluate_sudoers({"/etc/sudoers": commented}).result == PASSED
+    assert offline_config.evaluate_sudoers({"/etc/sudoers": "Defaults !targetpw\n"}).result == PASSED  # turned off
+
+
 def test_dhcp_timeout() -> None:
     assert offline_config.evaluate_dhcp_timeout(300, True, None).result == PASSED
     assert offline_config.evaluate_dhcp_timeout(None, True, None).result == FAILED  # dhclient's default is 60
     assert offline_config.evaluate_dhcp_timeout(60, True, None).result == FAILED
-    assert offline_config.evaluate_dhcp_timeout(None, False, []).result == PASSED
     assert offline_config.evaluate_dhcp_timeout(None, False, [45]).result == FAILED
+    assert offline_config.evaluate_dhcp_timeout(None, False, [300]).result == PASSED
+    assert offline_config.evaluate_dhcp_timeout(None, False, [300, 60]).result == FAILED  # the last file read wins
+
+
+def test_dhcp_timeout_unset_in_network_manager_fails_with_the_drop_in_to_write() -> None:
+    unset = offline_config.evaluate_dhcp_timeout(None, False, [])  # NetworkManager's default is 45 s
+    assert unset.result == FAILED and "45 (default)" in unset.actual
+    assert "ipv4.dhcp-timeout=300" in unset.message and "/etc/NetworkManager/conf.d/" in unset.message
+    assert offline_config.nm_dhcp_timeouts(["[main]\n", None, "[connection]\nipv4.dhcp-timeout=300\n"]) == [300]
 
 
 def test_software_minimums() -> None:
@@ -319,6 +349,27 @@ def test_agent_state_network_leftovers_integrity() -> None:
     assert offline_hygiene.evaluate_integrity(modes, "/etc/ssh/sshd_config").result == PASSED
     for path, mode in (("/etc/shadow", 0o644), ("/etc/ssh/sshd_config", 0o664), ("/bin/sh", None)):
         assert offline_hygiene.evaluate_integrity({**modes, path: mode}, "/etc/ssh/sshd_config").result == FAILED
+
+
+def test_registration_left_in_the_image_fails_with_the_command_that_removes_it() -> None:
+    assert offline_hygiene.evaluate_registration([], []).result == PASSED
+    rhel = offline_hygiene.evaluate_registration(["/etc/pki/entitlement/123.pem"], [])
+    assert rhel.result == FAILED and "subscription-manager unregister" in rhel.message
+    sles = offline_hygiene.evaluate_registration([], ["/etc/zypp/credentials.d/SCCcredentials"])
+    assert sles.result == FAILED and "SUSEConnect --cleanup" in sles.message
+
+
+def test_registration_rule_reads_certificates_and_credentials_from_the_tree() -> None:
+    folders = {"/etc/pki/entitlement": ["123.pem", "123-key.pem"], "/etc/pki/consumer": ["cert.pem", "key.pem"]}
+    tree = SimpleNamespace(listdir=folders.get, exists=lambda path: path == "/etc/SUSEConnect")
+    [found] = offline_hygiene.registration(SimpleNamespace(root=tree))  # type: ignore[arg-type]
+    assert found.check == "D10 no subscription registration" and found.result == FAILED
+    for path in ("/etc/pki/entitlement/123-key.pem", "/etc/pki/consumer/cert.pem", "/etc/SUSEConnect"):
+        assert path in found.actual
+    clean = SimpleNamespace(listdir=lambda folder: ["redhat-uep.pem"] if "rhsm" in folder else None,
+                            exists=lambda path: False)
+    assert offline_hygiene.registration(SimpleNamespace(root=clean))[0].result == PASSED  # type: ignore[arg-type]
+    assert offline_hygiene.registration in audit.RULES
 
 
 # ---------------------------------------------------------------------------------------------

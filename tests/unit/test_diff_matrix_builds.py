@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.diffing import Side, compare_versions, diff, side_of_build
+from harness.diffing import Side, diff, side_of_build
 from harness.enums import Stage
 from harness.errors import NotFoundError
 from harness.manifest import Manifest
 from harness.results import FAILED, PASSED, Record, StageReport
+from harness.versions import compare_versions
 from tests.factories import make_build, make_manifest
 
 
@@ -46,6 +47,20 @@ def test_diff_reports_every_kind_of_change() -> None:
     assert result.ready_s == {"bios-azure": (40.0, 45.5)}
     assert not result.same_content
     assert json.loads(json.dumps(result.to_json()))["upgraded"] == {"a": ["1.0", "1.1"]}
+
+
+def test_diff_orders_rpm_family_versions_by_rpm_rules() -> None:
+    # rpm: '^' sorts after 1.0 but before 1.0.1, and a numeric segment beats an alphabetic one; dpkg's
+    # character order would call both of these downgrades
+    packages_old = [{"name": "a", "version": "1.0^git1-1.el9"}, {"name": "b", "version": "xyz.4-1"}]
+    packages_new = [{"name": "a", "version": "1.0.1-1.el9"}, {"name": "b", "version": "8-1"}]
+    for family in ("dnf", "zypper"):
+        old = make_manifest(family=family, packages=packages_old)
+        new = make_manifest(family=family, packages=packages_new)
+        result = diff(Side("A", old, ()), Side("B", new, ()))
+        assert set(result.upgraded) == {"a", "b"} and not result.downgraded
+    apt = diff(Side("A", make_manifest(packages=packages_old), ()), Side("B", make_manifest(packages=packages_new), ()))
+    assert set(apt.downgraded) == {"a", "b"}  # dpkg's rules, unchanged for Debian packages
 
 
 def test_matrix_lists_buildable_recipes_with_both_firmwares(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,11 @@ import yaml
 from harness import recipe
 from harness.builder import pipeline
 from harness.builder.context import BuildOptions
+from harness.builder.families import get as get_family
+from harness.builder.settings import apply_to_text, effective_settings
+from harness.checks import offline_config
 from harness.errors import RecipeError
+from harness.results import PASSED
 
 EXPECTED = {
     "debian-12": ("apt", "mmdebstrap"), "debian-13": ("apt", "mmdebstrap"), "ubuntu-22.04": ("apt", "mmdebstrap"),
@@ -173,3 +177,33 @@ def test_flatcar_plan_decompresses_and_does_not_customize() -> None:
     assert planned["commands"][0][2:4] == ["-f", "vpc"]
     assert planned["customization"].startswith("none")
     assert planned["download"]["checksum_url"].endswith(".DIGESTS")
+
+
+NETWORK_MANAGER_RECIPES = ("centos-stream-9", "oracle-9", "rhel-9")  # rhel-9's vendor image brings NetworkManager
+
+
+def test_every_recipe_installing_network_manager_is_in_the_dhcp_timeout_list() -> None:
+    installing = {n for n in EXPECTED if "NetworkManager" in recipe.load(n).packages_include}
+    assert installing <= set(NETWORK_MANAGER_RECIPES)
+
+
+@pytest.mark.parametrize("name", NETWORK_MANAGER_RECIPES)
+@pytest.mark.parametrize("agent", ["cloud-init", "waagent"])
+def test_network_manager_recipes_wait_300_s_for_a_dhcp_lease(name: str, agent: str) -> None:
+    loaded = recipe.load(name)
+    files: dict[str, str] = {}
+    for setting in effective_settings(loaded, get_family(loaded.family), agent, specialized=False):
+        files[setting.file] = apply_to_text(files.get(setting.file, ""), setting)
+    texts = [text for path, text in sorted(files.items()) if path.startswith(offline_config.NM_CONF_D + "/")]
+    assert offline_config.evaluate_dhcp_timeout(None, False, offline_config.nm_dhcp_timeouts(texts)).result == PASSED
+
+
+def test_comment_style_takes_a_value_and_no_key(tmp_path: Path) -> None:
+    base = '[[settings]]\nfile = "/etc/sudoers"\nvalue = "Defaults targetpw"\nstyle = "comment"\nreason = "r"\n'
+    image = '[source.base_image]\nurl = "/v/x.qcow2"\nchecksum_url = "/v/x.qcow2.sha256"\nformat = "qcow2"\n'
+    loaded = load_text(tmp_path, "ok", "zypper", image + base)
+    assert [(s.style, s.key) for s in loaded.settings_for("cloud-init")] == [("comment", "")]
+    assert "style 'comment' takes no key" in problems(tmp_path, "zypper", image + base + 'key = "Defaults"\n')
+    for value in ("", "# Defaults targetpw", "Defaults targetpw # ask"):
+        entry = base.replace('"Defaults targetpw"', repr(value).replace("'", '"'))
+        assert "style 'comment' takes the words of an active line" in problems(tmp_path, "zypper", image + entry)

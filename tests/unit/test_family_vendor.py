@@ -150,3 +150,12 @@ harness_remove_present swapspace
     result = proc.run(["bash", str(script)], check=False)
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines() == ["install cloud-init gdisk", "remove hyperv-daemons"]
+
+
+def test_in_guest_seal_unregisters_before_sealing() -> None:
+    text = customize.snippet("common/seal.sh")
+    unregister = text[text.index("harness_unregister() {"):text.index("\n}\n", text.index("harness_unregister() {"))]
+    assert "subscription-manager unregister" in unregister and "subscription-manager clean" in unregister
+    assert "SUSEConnect --cleanup" in unregister
+    body = text[text.index("harness_seal() {"):]
+    assert body.index("harness_unregister") < body.index("family_clean")

@@ -101,6 +101,42 @@ def test_seal_never_touches_host_files(host_and_image: tuple[Path, GuestRoot]) -
     assert oct(os.stat(image.root / "etc/machine-id").st_mode & 0o777) == "0o444"
 
 
+def registered_tree(tmp_path: Path) -> GuestRoot:
+    """A tree registered with Red Hat and the SUSE Customer Center, holding both tools."""
+    root = tmp_path / "image"
+    for path in ("usr/sbin/subscription-manager", "usr/sbin/SUSEConnect", "etc/pki/consumer/cert.pem",
+                 "etc/pki/consumer/key.pem", "etc/pki/entitlement/123.pem", "etc/pki/entitlement/123-key.pem",
+                 "etc/pki/entitlement/README", "etc/zypp/credentials.d/SCCcredentials", "etc/SUSEConnect"):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text("x\n")
+    return GuestRoot(root)
+
+
+def test_seal_unregisters_in_the_tree_and_removes_certificates_and_credentials(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = registered_tree(tmp_path)
+    ran: list[list[str]] = []
+    monkeypatch.setattr(proc, "run", lambda argv, **kwargs: ran.append([str(a) for a in argv]))
+    seal.unregister(image, image.root)
+    chroot = ["chroot", str(image.root)]
+    assert ran == [[*chroot, "subscription-manager", "unregister"], [*chroot, "subscription-manager", "clean"],
+                   [*chroot, "SUSEConnect", "--cleanup"]]
+    assert not list(image.glob("/etc/pki/entitlement", "*.pem")) and not list(image.glob("/etc/pki/consumer", "*"))
+    assert not image.exists("/etc/zypp/credentials.d/SCCcredentials") and not image.exists("/etc/SUSEConnect")
+    assert image.exists("/etc/pki/entitlement/README")
+
+
+def test_seal_runs_no_registration_tool_the_tree_does_not_hold(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    image = registered_tree(tmp_path)
+    image.remove("/usr/sbin/subscription-manager")
+    image.remove("/usr/sbin/SUSEConnect")
+    ran: list[list[str]] = []
+    monkeypatch.setattr(proc, "run", lambda argv, **kwargs: ran.append([str(a) for a in argv]))
+    seal.unregister(image, image.root)
+    assert ran == [] and not image.exists("/etc/pki/consumer/cert.pem") and not image.exists("/etc/SUSEConnect")
+
+
 @pytest.mark.parametrize("value", ['a "quoted" $HOME `id` \\ back', "it's", "plain", "two words", "x;y|z&"])
 def test_shell_settings_read_back_exactly_when_sourced(tmp_path: Path, value: str) -> None:
     line = settings.render_line(Setting("/etc/default/grub", value, "r", "GRUB_X", style="shell"))

@@ -47,6 +47,21 @@ harness_remove_generated_network() {
   done
 }
 
+harness_unregister() {
+  # a Red Hat or SUSE registration made for the customization must not ship: every VM would use the build's
+  # subscription and credentials (image-checks D10; harness/builder/seal.py does the same on a build tree)
+  if command -v subscription-manager > /dev/null 2>&1; then
+    if subscription-manager identity > /dev/null 2>&1; then
+      subscription-manager unregister
+    fi
+    subscription-manager clean
+  fi
+  if command -v SUSEConnect > /dev/null 2>&1 && [ -f /etc/zypp/credentials.d/SCCcredentials ]; then
+    SUSEConnect --cleanup
+  fi
+  rm -f /etc/pki/entitlement/*.pem /etc/pki/consumer/*.pem /etc/zypp/credentials.d/SCCcredentials /etc/SUSEConnect
+}
+
 harness_clean_logs() {
   # stopped now, it writes its shutdown record before the logs are emptied, not after
   systemctl stop systemd-update-utmp.service 2> /dev/null || true
@@ -62,6 +77,7 @@ harness_seal() {
   for unit in waagent.service walinuxagent.service; do
     systemctl stop "$unit" 2> /dev/null || true
   done
+  harness_unregister
   family_clean
   if command -v cloud-init > /dev/null 2>&1; then
     cloud-init clean --logs

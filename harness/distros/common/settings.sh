@@ -62,3 +62,17 @@ harness_set_key() { # PATH STYLE KEY LINE: the first active (else commented) KEY
   ' "$path" > "$path.harness-tmp"
   harness_replace "$path" "$path.harness-tmp"
 }
+
+harness_comment_line() { # PATH LINE: active lines with LINE's words (a trailing comment aside) become comments
+  local path
+  path=$(harness_path "$1")
+  if [ ! -f "$path" ]; then
+    return 0
+  fi
+  HARNESS_VALUE=$2 awk '
+    function words(s) { sub(/[ \t]#.*$/, "", s); gsub(/[ \t]+/, " ", s); sub(/^ /, "", s); sub(/ $/, "", s); return s }
+    BEGIN { wanted = words(ENVIRON["HARNESS_VALUE"]) }
+    { t = $0; sub(/^[ \t]+/, "", t); if (substr(t, 1, 1) != "#" && words($0) == wanted) print "# " $0; else print }
+  ' "$path" > "$path.harness-tmp"
+  harness_replace "$path" "$path.harness-tmp"
+}
