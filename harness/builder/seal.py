@@ -13,6 +13,7 @@ from harness import proc
 from harness.builder.context import BuildContext
 from harness.builder.families import get as get_family
 from harness.builder.guestroot import GuestRoot
+from harness.checks.offline_hygiene import REGISTRATION_DIRS, SCC_CREDENTIALS
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,11 @@ MACHINE_STATE = ("/var/lib/systemd/random-seed", "/var/lib/systemd/credential.se
 # dnf and zypper package caches and indexes (the apt ones are named where they are cleaned).
 RPM_CACHES = ("/var/cache/dnf", "/var/cache/yum", "/var/cache/zypp/packages", "/var/cache/zypp/raw",
               "/var/cache/zypp/solv")
-# Registration with Red Hat (subscription-manager) or the SUSE Customer Center (SUSEConnect): the tools, and the
-# certificates and credentials `subscription-manager clean` and `SUSEConnect --cleanup` remove (D10).
+# Registration with Red Hat (subscription-manager) or the SUSE Customer Center (SUSEConnect): the tools (what
+# their cleanup removes, the audit's D10 names: REGISTRATION_DIRS, SCC_CREDENTIALS).
 SUBSCRIPTION_MANAGER = ("/usr/sbin/subscription-manager", "/usr/bin/subscription-manager")
 SUSECONNECT = ("/usr/sbin/SUSEConnect", "/usr/bin/SUSEConnect")
 RHSM_CONSUMER = "/etc/pki/consumer/cert.pem"
-REGISTRATION_DIRS = ("/etc/pki/entitlement", "/etc/pki/consumer")
-SCC_CREDENTIALS = ("/etc/zypp/credentials.d/SCCcredentials", "/etc/SUSEConnect")
 HISTORY_NAMES = (".bash_history", ".sh_history", ".zsh_history", ".history", ".python_history",
                  ".lesshst", ".viminfo")
 
