@@ -83,15 +83,13 @@ def ovf_env_xml(config: PlatformConfig) -> str:
 """
 
 
-def provisioning_iso(config: PlatformConfig, path: Path) -> None:
-    """Write the provisioning CD (ISO9660 + Rock Ridge + Joliet, /ovf-env.xml, label rd_rdfe_stable.*) to path."""
-    write_iso(path, {"ovf-env.xml": ovf_env_xml(config).encode("utf-8")}, label=volume_label())
-
-
 def provisioning_udf(config: PlatformConfig, path: Path, custom_data_name: str = "CustomData.bin") -> None:
-    """Write a UDF provisioning disc (as Azure attaches it): /ovf-env.xml plus the raw custom data.
+    """Write the provisioning disc as Azure attaches it, whatever the image's agent: UDF (label rd_rdfe_stable.*)
+    holding /ovf-env.xml and, with custom data, the raw /CustomData.bin.
 
-    Ignition (Flatcar) mounts it as UDF and reads /CustomData.bin; the agents read /ovf-env.xml.
+    cloud-init and waagent mount it as UDF and read /ovf-env.xml; Ignition (Flatcar) reads /CustomData.bin. The
+    disc is an ISO9660/UDF bridge (pycdlib), but its ISO9660 side has no Rock Ridge or Joliet names: an agent that
+    mounted it as plain ISO9660 would see `ovf_env.xml` and find nothing, as it would on Azure.
     """
     files = {"ovf-env.xml": ovf_env_xml(config).encode("utf-8")}
     if config.custom_data:
@@ -113,11 +111,7 @@ def ignition_custom_data(config: PlatformConfig) -> bytes:
     return json.dumps(document, sort_keys=True).encode()
 
 
-# agent -> what the provisioning disc carries for it: Ignition reads only a UDF disc's /CustomData.bin, the
-# other agents read /ovf-env.xml from an ISO9660 (Rock Ridge + Joliet) disc.
-MEDIA_BY_AGENT: dict[str, Callable[[PlatformConfig, Path], None]] = {
-    "cloud-init": provisioning_iso, "waagent": provisioning_iso, "ignition": provisioning_udf,
-}
+# agent -> the custom data it understands (the marker cloud-config unless listed)
 CUSTOM_DATA_BY_AGENT: dict[str, Callable[[PlatformConfig], bytes]] = {"ignition": ignition_custom_data}
 
 
@@ -126,7 +120,3 @@ def for_agent(config: PlatformConfig, agent: str) -> PlatformConfig:
     make = CUSTOM_DATA_BY_AGENT.get(agent)
     return replace(config, custom_data=make(config)) if make else config
 
-
-def provisioning_media(config: PlatformConfig, path: Path, agent: str) -> None:
-    """Write the provisioning disc the image's agent reads (see MEDIA_BY_AGENT)."""
-    MEDIA_BY_AGENT[agent](config, path)

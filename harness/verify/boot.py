@@ -194,7 +194,7 @@ class BootSession:
 
         if self.request.platform == "azure":
             iso = self.scratch / "provisioning.iso"
-            ovf.provisioning_media(self.config, iso, self.agent)  # UDF with CustomData.bin for Ignition
+            ovf.provisioning_udf(self.config, iso)  # as Azure attaches it, whatever the agent
         else:
             iso = self.scratch / "seed.iso"
             user_data, meta_data = nocloud.nocloud_user_data(self.config)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pycdlib
 
 from harness.platform.config import MARKER_PATH, PlatformConfig
-from harness.platform.ovf import for_agent, ovf_env_xml, provisioning_media
+from harness.platform.ovf import for_agent, ovf_env_xml, provisioning_udf
 from harness.platform.servers import LOOPBACK_BINDS, FakeAzure
 from tests.fakes import http_call
 
@@ -37,7 +37,7 @@ def read_udf(path: Path, name: str) -> bytes:
 def test_ignition_agent_gets_a_udf_disc_with_an_ignition_config(tmp_path: Path) -> None:
     config = for_agent(PlatformConfig.new(ssh_public_key=KEY), "ignition")
     disc = tmp_path / "provisioning.iso"
-    provisioning_media(config, disc, "ignition")
+    provisioning_udf(config, disc)
     ignition = json.loads(read_udf(disc, "CustomData.bin"))
     assert ignition["ignition"]["version"] == "3.3.0"
     (user,) = ignition["passwd"]["users"]
@@ -49,17 +49,13 @@ def test_ignition_agent_gets_a_udf_disc_with_an_ignition_config(tmp_path: Path) 
     assert list(tmp_path.iterdir()) == [disc]
 
 
-def test_cloud_init_keeps_its_iso_disc_and_marker_cloud_config(tmp_path: Path) -> None:
+def test_cloud_init_gets_the_same_udf_disc_with_its_marker_cloud_config(tmp_path: Path) -> None:
     config = PlatformConfig.new(ssh_public_key=KEY)
     assert for_agent(config, "cloud-init") is config and config.custom_data.startswith(b"#cloud-config")
     disc = tmp_path / "provisioning.iso"
-    provisioning_media(config, disc, "cloud-init")
-    iso = pycdlib.PyCdlib()
-    iso.open(str(disc))
-    try:
-        assert not iso.has_udf() and iso.has_rock_ridge()
-    finally:
-        iso.close()
+    provisioning_udf(for_agent(config, "cloud-init"), disc)
+    assert read_udf(disc, "ovf-env.xml") == ovf_env_xml(config).encode()
+    assert read_udf(disc, "CustomData.bin") == config.custom_data  # Azure's disc carries it for every agent
 
 
 def _call(fake: FakeAzure, method: str, path: str, body: bytes | None = None,

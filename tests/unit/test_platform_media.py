@@ -16,7 +16,7 @@ from harness.errors import PlatformError
 from harness.platform.config import MARKER_PATH, PlatformConfig
 from harness.platform.media import iso9660_name, write_iso
 from harness.platform.nocloud import nocloud_user_data, seed_iso
-from harness.platform.ovf import ovf_env_xml, provisioning_iso, provisioning_udf, volume_label
+from harness.platform.ovf import ovf_env_xml, provisioning_udf, volume_label
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake fake@host"
 OVF = "{http://schemas.dmtf.org/ovf/environment/1}"
@@ -97,17 +97,16 @@ def _labels(path: Path) -> tuple[str, bool, bool, bool]:
         iso.close()
 
 
-def test_provisioning_iso_shows_ovf_env_xml_under_its_real_name(tmp_path: Path) -> None:
+def test_provisioning_disc_is_udf_only_for_the_agents(tmp_path: Path) -> None:
+    """Azure attaches UDF: the agents find /ovf-env.xml on the UDF side only. The ISO9660 side of pycdlib's bridge
+    has no Rock Ridge or Joliet names, so a guest mounting it as plain ISO9660 would not find ovf-env.xml."""
     config = _config(password="S3cret")
     path = tmp_path / "ovf.iso"
-    provisioning_iso(config, path)
-    expected = ovf_env_xml(config).encode()
-    assert _read(path, rr_path="/ovf-env.xml") == expected
-    assert _read(path, joliet_path="/ovf-env.xml") == expected
-    assert _read(path, iso_path="/OVF_ENV.XML;1") == expected
+    provisioning_udf(config, path)
+    assert _read(path, udf_path="/ovf-env.xml") == ovf_env_xml(config).encode()
     label, rock_ridge, joliet, udf = _labels(path)
     assert label.startswith("rd_rdfe_stable.") and len(label) == len("rd_rdfe_stable.250101-0000")
-    assert (rock_ridge, joliet, udf) == (True, True, False)
+    assert (rock_ridge, joliet, udf) == (False, False, True)
     assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
 
 
