@@ -13,7 +13,7 @@ APT_PACKAGES=(
   shellcheck python3-venv nodejs npm ca-certificates
   rpm createrepo-c dnf zypper dracut-core
   chromium
-  swtpm sbsigntool
+  swtpm sbsigntool xfsprogs btrfs-progs
 )
 
 missing=()

@@ -92,6 +92,7 @@ CAPABILITIES: dict[str, Callable[[], str | None]] = {
     "network": lambda: _tools("mmdebstrap") or _archive_reachable(),
     "azurite": lambda: _tools("node") or _azurite(),
     "chromium": lambda: _tools("chromium"),
+    "fstools": lambda: _tools("mkfs.xfs", "mkfs.btrfs", "blkid"),
 }
 
 

@@ -43,6 +43,13 @@ BIOS_BOOT_GUID = "21686148-6449-6E6F-744E-656564454649"
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 LINUX_FS_GUID = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 LINUX_ROOT_GUIDS = (LINUX_FS_GUID, "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", "B921B045-1DF0-41C3-AF44-4C6F280D3FAE")
+# GPT type names for the read error's description of a layout (the Discoverable Partitions names; Flatcar's types)
+PARTITION_TYPE_NAMES = {
+    BIOS_BOOT_GUID: "BIOS boot", ESP_GUID: "EFI System", LINUX_FS_GUID: "Linux filesystem",
+    "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709": "Linux root (x86-64)", "B921B045-1DF0-41C3-AF44-4C6F280D3FAE":
+    "Linux root (Arm64)", "E6D6D379-F507-44C2-A23C-238F2A3DF928": "Linux LVM",
+    "5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6": "Flatcar /usr", "3884DD41-8582-4404-B9A8-E9B84F2DF50E": "Flatcar root",
+}
 EFI_LOADER = "/EFI/BOOT/BOOTX64.EFI"
 # Trees copied out of the root file system once per audit (small after sealing; the rules walk them).
 DUMPED_TREES = ("/etc", "/root", "/home", "/var/lib/cloud", "/var/lib/waagent", "/var/log", "/tmp", "/var/tmp")
@@ -97,8 +104,21 @@ class Image:
                 return part
         if readable:
             return max(readable, key=lambda p: p.size)
-        raise ImageReadError(f"no readable ext4 root partition in {self.disk.path}",
-                             "the partition table or the root file system is damaged; rebuild the image")
+        raise ImageReadError(f"no readable ext4 root partition in {self.disk.path.name} (found: {self.layout()}): "
+                             "the audit and verify read ext4 root file systems only",
+                             "give the image an ext4 root, or repair its partition table and root file system")
+
+    def layout(self) -> str:
+        """Each partition's number, GPT type and the file system blkid finds in it (for read errors)."""
+        return "; ".join(f"{p.number} {PARTITION_TYPE_NAMES.get(p.type_guid, p.type_guid)} "
+                         f"({self._fs_type(p) or 'no file system found'})"
+                         for p in self.table.partitions) or "no partitions"
+
+    def _fs_type(self, part: PartitionEntry) -> str | None:
+        probe = proc.run(["blkid", "-p", "-o", "export", "-O", str(part.start_bytes), "-S", str(part.size_bytes),
+                          self.disk.path], check=False)
+        found = dict(line.split("=", 1) for line in probe.stdout.splitlines() if "=" in line)
+        return found.get("TYPE")
 
     def fs_uuid(self, part: PartitionEntry) -> str | None:
         return ext4_uuid(self.disk.read(part.start_bytes + 1024, 1024))
