@@ -92,6 +92,17 @@ def _blscfg(ctx: BuildContext, family: FamilyTraits, version: str, defaults: dic
 
 
 ENTRY_STYLES = {"menuentry": _menuentry, "blscfg": _blscfg}
+BLS_DIR = "/boot/loader/entries"
+
+
+def require_boot_entry(root: GuestRoot, version: str) -> None:
+    """A blscfg menu lists what kernel-install wrote: without an entry for the kernel it would be empty."""
+    entries = [name for name in root.glob(BLS_DIR, "*.conf")
+               if version in (root.read_text(name) or "")]
+    if not entries:
+        raise BuildError(f"no Boot Loader Spec entry for kernel {version} in {BLS_DIR}: the GRUB menu would be empty",
+                         "the kernel package's scriptlets did not run kernel-install; check the transaction log "
+                         "and that the recipe installs the kernel package (not only its core)")
 
 
 def grub_cfg(ctx: BuildContext, family: FamilyTraits, version: str, defaults: dict[str, str]) -> str:
@@ -123,6 +134,8 @@ def install_files(ctx: BuildContext, family: FamilyTraits, defaults: dict[str, s
         root.remove(f"{family.grub_dir}/{platform}")
         shutil.copytree(root.path(f"{family.grub_lib}/{platform}"), root.path(f"{family.grub_dir}/{platform}"),
                         ignore=shutil.ignore_patterns("*.image", "*.module", "*.exec", "gdb_*", "gmodule.pl"))
+    if family.grub_cfg_style == "blscfg":
+        require_boot_entry(root, version)
     root.write_text(f"{family.grub_dir}/grub.cfg", grub_cfg(ctx, family, version, defaults))
     stub = ctx.boot_dir / efichain.STUB
     stub.write_text(early_config(ctx.root_uuid, family.grub_dir), encoding="utf-8")

@@ -153,3 +153,18 @@ def test_shell_settings_read_back_exactly_when_sourced(tmp_path: Path, value: st
                                            ("x;y", "'x;y'")])
 def test_grub_words_are_literal(word: str, expected: str) -> None:
     assert grub_word(word) == expected
+
+
+def test_a_blscfg_menu_needs_an_entry_for_the_kernel(tmp_path: Path) -> None:
+    from harness.builder.grub import require_boot_entry
+
+    root = GuestRoot(tmp_path)
+    version = "5.14.0-503.el9.x86_64"
+    with pytest.raises(BuildError, match=f"no Boot Loader Spec entry for kernel {version}"):
+        require_boot_entry(root, version)  # no /boot/loader/entries at all
+    root.write_text("/boot/loader/entries/abc-5.14.0-1.el9.x86_64.conf", "linux /vmlinuz-5.14.0-1.el9.x86_64\n")
+    with pytest.raises(BuildError, match="the GRUB menu would be empty"):
+        require_boot_entry(root, version)  # an entry, but for another kernel
+    root.write_text(f"/boot/loader/entries/abc-{version}.conf", f"title CentOS\nversion {version}\n"
+                    f"linux /vmlinuz-{version}\noptions root=UUID=x ro console=ttyS0\n")
+    require_boot_entry(root, version)
