@@ -207,3 +207,15 @@ def test_comment_style_takes_a_value_and_no_key(tmp_path: Path) -> None:
     for value in ("", "# Defaults targetpw", "Defaults targetpw # ask"):
         entry = base.replace('"Defaults targetpw"', repr(value).replace("'", '"'))
         assert "style 'comment' takes the words of an active line" in problems(tmp_path, "zypper", image + entry)
+
+
+@pytest.mark.parametrize("name", ["centos-stream-9", "oracle-9", "rhel-9", "sles-15", "opensuse-leap-15"])
+def test_rpm_recipes_turn_on_cloud_init_kvp_reporting(name: str) -> None:
+    """Azure's RHEL and SUSE guides install cloud-init's Hyper-V KVP reporting (not the waagent variant's)."""
+    loaded = recipe.load(name)
+    family = get_family(loaded.family)
+    kvp = [s for s in effective_settings(loaded, family, "cloud-init", specialized=False)
+           if s.file == "/etc/cloud/cloud.cfg.d/10-azure-kvp.cfg"]
+    assert len(kvp) == 1 and kvp[0].style == "file"
+    assert yaml.safe_load(kvp[0].value)["reporting"]["telemetry"] == {"type": "hyperv"}
+    assert not [s for s in effective_settings(loaded, family, "waagent", specialized=False) if s in kvp]
