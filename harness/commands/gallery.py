@@ -1,15 +1,19 @@
-"""`harness gallery list|show|delete|report`: inspect and prune a local gallery, write its HTML index."""
+"""`harness gallery list|show|delete|report`: inspect and prune a local gallery, write its HTML index;
+`harness gallery share`: share an Azure Compute Gallery (role assignments, direct sharing, community)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.commands._output import emit_json, table
-from harness.errors import PublishError
+from harness.errors import PublishError, UsageError
 from harness.publish.local import DEFAULT_GALLERY, LocalGallery
 from harness.publish.model import ImageVersion
+
+if TYPE_CHECKING:
+    from harness.publish.sharing import ShareRequest
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +33,87 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             help=f"gallery folder (default ./{DEFAULT_GALLERY})")
         action.add_argument("--json", action="store_true", help="print the result as JSON")
         action.set_defaults(func=func)
+    _register_share(gsub)
+
+
+COMMUNITY_FLAGS = ("public_name_prefix", "publisher_contact", "publisher_uri", "eula")
+
+
+def _register_share(gsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from harness.commands.publish import add_azure_arguments
+    from harness.publish.sharing import PRINCIPAL_TYPES
+
+    share = gsub.add_parser(
+        "share", help="share an Azure Compute Gallery: role assignment, subscriptions/tenants, or community",
+        description="Share the Azure gallery named by --azure-gallery (it must exist: publish to it first). A role "
+                    "assignment (--principal) suits users, groups and service principals of your organisation; "
+                    "direct sharing (--share-subscription, --share-tenant) lets other subscriptions or tenants "
+                    "see the gallery without a role; --community makes it public to every Azure user. Changes "
+                    "already in place are skipped.")
+    rbac = share.add_argument_group("role assignment (Azure RBAC)")
+    rbac.add_argument("--principal", action="append", metavar="OBJECT_ID",
+                      help="object id of a user, group or service principal (repeatable)")
+    rbac.add_argument("--role", default="Reader", metavar="NAME|GUID",
+                      help="role to assign (default Reader: enough to deploy VMs from the images)")
+    rbac.add_argument("--principal-type", choices=PRINCIPAL_TYPES,
+                      help="what the principals are (saves Azure a directory look-up for new principals)")
+    rbac.add_argument("--definition", metavar="NAME",
+                      help="assign on this image definition instead of the whole gallery")
+    direct = share.add_argument_group("direct sharing (the gallery's sharing profile, permissions Groups)")
+    direct.add_argument("--share-subscription", action="append", metavar="ID", help="subscription id (repeatable)")
+    direct.add_argument("--share-tenant", action="append", metavar="ID", help="tenant id (repeatable)")
+    community = share.add_argument_group("community gallery (public to every Azure user)")
+    community.add_argument("--community", action="store_true", help="make the gallery a community gallery")
+    community.add_argument("--public-name-prefix", metavar="PREFIX", help="5-16 letters, digits or '-'; Azure adds "
+                           "a unique suffix")
+    community.add_argument("--publisher-contact", metavar="EMAIL", help="e-mail address users can write to")
+    community.add_argument("--publisher-uri", metavar="URL", help="https:// address of the publisher")
+    community.add_argument("--eula", metavar="TEXT|URL", help="licence terms users accept")
+    add_azure_arguments(share)
+    share.add_argument("--json", action="store_true", help="print the result as JSON")
+    share.set_defaults(func=share_gallery)
+
+
+def share_request(args: argparse.Namespace) -> ShareRequest:
+    """The ShareRequest of the parsed flags (the community flags only together with --community)."""
+    from harness.publish.sharing import Community, ShareRequest
+
+    given = {name: getattr(args, name) for name in COMMUNITY_FLAGS}
+    community = None
+    if args.community:
+        missing = [f"--{n.replace('_', '-')}" for n, v in given.items() if not v]
+        if missing:
+            raise UsageError(f"--community needs {', '.join(missing)}",
+                             "Azure shows every user who publishes a community gallery and under which terms")
+        community = Community(**given)
+    elif any(given.values()):
+        raise UsageError("--public-name-prefix, --publisher-contact, --publisher-uri and --eula describe a community "
+                         "gallery", "add --community")
+    return ShareRequest(principals=tuple(args.principal or ()), role=args.role, principal_type=args.principal_type,
+                        definition=args.definition, subscriptions=tuple(args.share_subscription or ()),
+                        tenants=tuple(args.share_tenant or ()), community=community)
+
+
+def share_gallery(args: argparse.Namespace) -> int:
+    from harness.commands.publish import azure_target, require_azure
+    from harness.publish import sharing
+
+    request = share_request(args)
+    request.check()
+    require_azure()
+    result = sharing.share_gallery(azure_target(args, needs_storage=False), request)
+    if args.json:
+        emit_json(result)
+        return 0
+    for a in result["actions"]:
+        subject = a.get("with") or a.get("value")
+        what = f"{a['action']} {a.get('role', '')} {subject}".replace("  ", " ")
+        print(f"{what}: {'done' if a['done'] else 'already in place'}")
+    groups = "; ".join(f"{kind}: {', '.join(ids)}" for kind, ids in result["groups"].items())
+    print(f"gallery {result['gallery']}: permissions {result['permissions']}"
+          + (f"; shared with {groups}" if groups else "")
+          + (f"; public names {', '.join(result['public_names'])}" if result["public_names"] else ""))
+    return 0
 
 
 def _version_row(item: ImageVersion, latest: str | None) -> dict[str, Any]:

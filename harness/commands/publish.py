@@ -52,6 +52,9 @@ def add_publish_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end-of-life", metavar="YYYY-MM-DD", help="after this date the version is not latest")
     p.add_argument("--target-region", action="append", metavar="NAME=REPLICAS",
                    help="replicate to a region (repeatable; default local=1)")
+    p.add_argument("--exclude-region", action="append", metavar="NAME",
+                   help="a target region whose 'latest' skips this version while the others use it (repeatable; "
+                        "--exclude-from-latest excludes it everywhere)")
     p.add_argument("--sign-key", metavar="KEYFILE",
                    help="sign the provenance (DSSE) with this Ed25519 or ECDSA P-256 PEM private key (an encrypted "
                         "key reads its password from $HARNESS_SIGN_KEY_PASSWORD); default: an unsigned envelope")
@@ -112,6 +115,7 @@ def publish_options(args: argparse.Namespace) -> PublishOptions:
         target=parse_target(args.to, args), generation=generation, definitions=tuple(args.definition or ()),
         version=args.version, force_unverified=args.force_unverified, exclude_from_latest=args.exclude_from_latest,
         end_of_life=args.end_of_life, target_regions=tuple(args.target_region or ()),
+        exclude_regions=tuple(args.exclude_region or ()),
         sign_key=Path(args.sign_key) if args.sign_key else None)
 
 

@@ -39,6 +39,7 @@ class Region:
     name: str
     replicas: int
     storage_account_type: str
+    exclude_from_latest: bool = False
 
 
 def enum_text(value: Any) -> str:
@@ -119,6 +120,24 @@ class Arm:
         return self._wait(f"creating gallery {gallery}",
                           lambda: self.client.galleries.begin_create_or_update(self.rg, gallery, body))
 
+    def get_gallery(self, gallery: str) -> Any | None:
+        return self._get(f"reading gallery {gallery}", lambda: self.client.galleries.get(self.rg, gallery))
+
+    def get_definition(self, gallery: str, definition: str) -> Any | None:
+        return self._get(f"reading image definition {gallery}/{definition}",
+                         lambda: self.client.gallery_images.get(self.rg, gallery, definition))
+
+    def set_sharing_profile(self, gallery: str, profile: Any) -> Any:
+        """PATCH the gallery's sharing profile (permissions Private/Groups/Community, community information)."""
+        body = m.GalleryUpdate(properties=m.GalleryProperties(sharing_profile=profile))
+        return self._wait(f"updating the sharing profile of gallery {gallery}",
+                          lambda: self.client.galleries.begin_update(self.rg, gallery, body))
+
+    def update_sharing(self, gallery: str, update: Any) -> Any:
+        """Add or remove subscriptions and tenants, or enable a community gallery (POST .../share)."""
+        return self._wait(f"sharing gallery {gallery} ({enum_text(update.operation_type)})",
+                          lambda: self.client.gallery_sharing_profile.begin_update(self.rg, gallery, update))
+
     def ensure_definition(self, gallery: str, definition: ImageDefinition) -> Any:
         """The image definition, created when missing; an existing one must match generation, state, arch."""
         what = f"image definition {gallery}/{definition.name}"
@@ -165,16 +184,20 @@ class Arm:
     def create_version(self, gallery: str, definition: str, version: str, *, blob_url: str,
                        storage_account_id: str, regions: Sequence[Region], replica_count: int,
                        storage_account_type: str, exclude_from_latest: bool, end_of_life: str | None,
-                       tags: dict[str, str]) -> Any:
-        """Image version from a VHD blob, replicated to `regions`."""
+                       tags: dict[str, str], replication_mode: str | None = None) -> Any:
+        """Image version from a VHD blob, replicated to `regions` (replication_mode 'Full' or 'Shallow'; None:
+        Azure's default, Full)."""
         body = m.GalleryImageVersion(location=self.location, tags=tags, properties=m.GalleryImageVersionProperties(
             storage_profile=m.GalleryImageVersionStorageProfile(os_disk_image=m.GalleryOSDiskImage(
                 source=m.GalleryDiskImageSource(uri=blob_url, storage_account_id=storage_account_id),
                 host_caching="ReadOnly")),
             publishing_profile=m.GalleryImageVersionPublishingProfile(
                 target_regions=[m.TargetRegion(name=r.name, regional_replica_count=r.replicas,
-                                               storage_account_type=r.storage_account_type) for r in regions],
+                                               storage_account_type=r.storage_account_type,
+                                               exclude_from_latest=True if r.exclude_from_latest else None)
+                                for r in regions],
                 replica_count=replica_count, storage_account_type=storage_account_type,
+                replication_mode=replication_mode,
                 exclude_from_latest=exclude_from_latest, end_of_life_date=eol_datetime(end_of_life))))
         return self._wait(f"creating image version {gallery}/{definition}/{version}",
                           lambda: self.client.gallery_image_versions.begin_create_or_update(

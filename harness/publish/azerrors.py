@@ -26,6 +26,10 @@ CODE_HINTS: dict[str, str] = {
     "AuthenticationFailed": "the storage credential is wrong or expired: check the connection string or SAS",
     "LinkedAuthorizationFailed": "the identity may not read the storage account the source blob lives in: "
                                  "grant it Reader on that account",
+    "PrincipalNotFound": "the principal is not (yet) known to the directory: check the object id, or give "
+                         "--principal-type so Azure does not wait for a just-created principal to replicate",
+    "InvalidPrincipalId": "give the principal's object id (a GUID), not its name or application id",
+    "RoleDefinitionDoesNotExist": "no such role: use a built-in role name such as Reader, or a role definition GUID",
     "InvalidApiVersionParameter": "the endpoint does not accept this api-version: upgrade azure-mgmt-compute, or "
                                   "check --arm-endpoint points at Azure Resource Manager",
     "NoRegisteredProviderFound": "the region or api-version is not available for this resource type: check "

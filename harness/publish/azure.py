@@ -52,6 +52,23 @@ def compute_client(target: AzureTarget) -> Any:
     """ComputeManagementClient for the target: DefaultAzureCredential, or no auth for a loopback test endpoint."""
     from azure.mgmt.compute import ComputeManagementClient
 
+    credential, kwargs = _management(target)
+    return ComputeManagementClient(credential, target.subscription_id, **kwargs)
+
+
+def authorization_client(target: AzureTarget) -> Any:
+    """AuthorizationManagementClient (Azure RBAC role definitions and assignments), signed in like compute_client."""
+    try:
+        from azure.mgmt.authorization import AuthorizationManagementClient
+    except ImportError as exc:
+        raise PublishError("sharing through a role assignment needs azure-mgmt-authorization, which is missing",
+                           "reinstall the harness with its dependencies (pip install azure-image-harness)") from exc
+    credential, kwargs = _management(target)
+    return AuthorizationManagementClient(credential, target.subscription_id, **kwargs)
+
+
+def _management(target: AzureTarget) -> tuple[Any, dict[str, Any]]:
+    """The credential and client options every management client of the target uses."""
     kwargs: dict[str, Any] = {"user_agent": USER_AGENT}
     if target.arm_endpoint:
         kwargs["base_url"] = target.arm_endpoint
@@ -67,7 +84,7 @@ def compute_client(target: AzureTarget) -> Any:
         credential = DefaultAzureCredential()
     if target.arm_poll_interval_s is not None:
         kwargs["polling_interval"] = target.arm_poll_interval_s
-    return ComputeManagementClient(credential, target.subscription_id, **kwargs)
+    return credential, kwargs
 
 
 def blob_client(target: AzureTarget, blob_name: str, *, create_container: bool = True) -> Any:
@@ -135,14 +152,31 @@ def resolve_regions(target: AzureTarget, regions: Sequence[TargetRegion | tuple[
 
     out: list[Region] = []
     for item in regions:
-        name, replicas, kind = ((item.name, item.replicas, item.storage_account_type)
-                                if isinstance(item, TargetRegion) else (item[0], int(item[1]), "Standard_LRS"))
+        region = item if isinstance(item, TargetRegion) else TargetRegion(item[0], int(item[1]))
         # A region left at the model's default storage type follows --storage-account-type.
-        kind = target.storage_account_type if kind == "Standard_LRS" else kind
-        out.append(Region(target.location if name == DEFAULT_REGION else name, replicas, kind))
+        kind = target.storage_account_type if region.storage_account_type == "Standard_LRS" \
+            else region.storage_account_type
+        out.append(Region(target.location if region.name == DEFAULT_REGION else region.name, region.replicas, kind,
+                          region.exclude_from_latest))
     if not any(r.name.lower() == target.location.lower() for r in out):
-        out.insert(0, Region(target.location, target.replica_count, target.storage_account_type))
+        replicas = 1 if target.replication_mode == "shallow" else target.replica_count
+        out.insert(0, Region(target.location, replicas, target.storage_account_type))
+    if target.replication_mode == "shallow":
+        _check_shallow(target, out)
     return out
+
+
+def _check_shallow(target: AzureTarget, regions: Sequence[Region]) -> None:
+    """Azure keeps a Shallow version in its source region only, as one replica (no copy is made)."""
+    others = [r.name for r in regions if r.name.lower() != target.location.lower()]
+    if others:
+        raise PublishError(f"--replication-mode shallow keeps the version in its source region {target.location}; "
+                           f"it cannot target {', '.join(others)}",
+                           "drop those --target-region flags, or use --replication-mode full")
+    if any(r.replicas != 1 for r in regions):
+        raise PublishError(f"--replication-mode shallow makes one replica in {target.location}, not "
+                           f"{max(r.replicas for r in regions)}",
+                           f"use --target-region {target.location}=1 (or none), or --replication-mode full")
 
 
 class _UploadLog:
@@ -303,7 +337,8 @@ def _publish_gallery(run: _Run, definitions: Sequence[ImageDefinition], version:
             created = arm.create_version(
                 gallery, d.name, ver, blob_url=blob_url, storage_account_id=target.account_id(), regions=regions,
                 replica_count=target.replica_count, storage_account_type=target.storage_account_type,
-                exclude_from_latest=exclude_from_latest, end_of_life=end_of_life, tags=run.tags)
+                exclude_from_latest=exclude_from_latest, end_of_life=end_of_life, tags=run.tags,
+                replication_mode=target.replication_mode.capitalize() if target.replication_mode else None)
         run.record(d, ver, created, created=True)
 
 

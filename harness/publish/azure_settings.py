@@ -19,6 +19,7 @@ from harness.errors import PublishError
 from harness.publish.model import STORAGE_ACCOUNT_TYPES
 
 KINDS = ("gallery", "image", "disk")
+REPLICATION_MODES = ("full", "shallow")
 DISK_SOURCES = ("upload", "blob")
 # Managed-disk SKUs (also the storage types of a managed image's OS disk); Standard_ZRS is not one of them.
 DISK_SKUS = ("Standard_LRS", "Premium_LRS", "StandardSSD_LRS", "StandardSSD_ZRS", "Premium_ZRS", "PremiumV2_LRS")
@@ -68,6 +69,9 @@ SETTINGS: tuple[Setting, ...] = (
             "managed image's and disk's SKU)", default="Standard_LRS", choices=STORAGE_ACCOUNT_TYPES),
     Setting("replica_count", "--replica-count", "default replicas per region (default 1)", kind=int, default=1,
             metavar="N"),
+    Setting("replication_mode", "--replication-mode", "gallery versions: 'full' copies the image into every target "
+            "region (Azure's default), 'shallow' serves it from the source region only (one region, one replica: "
+            "quick CI test versions, never production)", choices=REPLICATION_MODES),
     Setting("disk_source", "--disk-source", "--azure-target disk: 'upload' writes the VHD straight into the disk "
             "(no storage account), 'blob' imports the uploaded blob (default upload)", default="upload",
             choices=DISK_SOURCES),
@@ -105,6 +109,7 @@ class AzureTarget:
     storage_account_id: str | None = None
     storage_account_type: str = "Standard_LRS"
     replica_count: int = 1
+    replication_mode: str | None = None  # None: Azure's default (Full)
     disk_source: str = "upload"
     resource_name: str | None = None
     arm_endpoint: str | None = None
@@ -251,6 +256,8 @@ def _check(v: dict[str, Any], needs_storage: bool = True) -> list[str]:
     if v["kind"] in ("disk", "image") and v["storage_account_type"] not in DISK_SKUS:
         problems.append(f"{v['storage_account_type']} is not a storage type for a managed {v['kind']} "
                         f"(use one of {', '.join(DISK_SKUS)})")
+    if v.get("replication_mode") and v["kind"] != "gallery":
+        problems.append(f"--replication-mode applies to gallery image versions, not to a managed {v['kind']}")
     if not 1 <= int(v["replica_count"]) <= MAX_REPLICAS:
         problems.append(f"replica count {v['replica_count']} is not within 1..{MAX_REPLICAS}")
     if not 1 <= int(v["upload_concurrency"]) <= MAX_CONCURRENCY:

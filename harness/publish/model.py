@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +108,20 @@ class TargetRegion:
     name: str
     replicas: int = 1
     storage_account_type: str = "Standard_LRS"
+    exclude_from_latest: bool = False  # this region's 'latest' skips the version (Azure's per-region setting)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "replicas": self.replicas, "storage_account_type": self.storage_account_type}
+        data: dict[str, Any] = {"name": self.name, "replicas": self.replicas,
+                                "storage_account_type": self.storage_account_type}
+        if self.exclude_from_latest:
+            data["exclude_from_latest"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TargetRegion:
         return cls(str(data["name"]), int(data.get("replicas", 1)),
-                   str(data.get("storage_account_type", "Standard_LRS")))
+                   str(data.get("storage_account_type", "Standard_LRS")),
+                   bool(data.get("exclude_from_latest", False)))
 
 
 @dataclass(frozen=True)
@@ -257,14 +263,23 @@ def parse_target_region(text: str) -> TargetRegion:
     return TargetRegion(name, replicas)
 
 
-def parse_target_regions(texts: Sequence[str] | None) -> tuple[TargetRegion, ...]:
-    """All --target-region values (default: one replica in region 'local'); names must be unique."""
+def parse_target_regions(texts: Sequence[str] | None,
+                         excluded: Sequence[str] = ()) -> tuple[TargetRegion, ...]:
+    """All --target-region values (default: one replica in region 'local'); names must be unique. Each name in
+    `excluded` (--exclude-region) must be one of them: that region's 'latest' skips the version."""
     regions = tuple(parse_target_region(t) for t in texts or ()) or (TargetRegion(DEFAULT_REGION),)
     names = [r.name for r in regions]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise PublishError(f"target region given twice: {', '.join(duplicates)}", "name each region once")
-    return regions
+    unknown = sorted({n for n in excluded if n.lower() not in {r.lower() for r in names}})
+    if unknown:
+        raise PublishError(f"--exclude-region {', '.join(unknown)} is not a target region of this version",
+                           f"add --target-region {unknown[0]}=REPLICAS, or exclude the whole version with "
+                           "--exclude-from-latest")
+    wanted = {n.lower() for n in excluded}
+    return tuple(replace(r, exclude_from_latest=True) if r.name.lower() in wanted else r
+                 for r in regions)
 
 
 def check_version(version: str) -> str:
@@ -413,11 +428,11 @@ class Requested:
 
 def validate_options(manifest: Manifest, *, generation: str | None = None, definitions: Sequence[str] | None = None,
                      version: str = "auto", end_of_life: str | None = None,
-                     target_regions: Sequence[str] | None = None) -> Requested:
+                     target_regions: Sequence[str] | None = None, exclude_regions: Sequence[str] = ()) -> Requested:
     """Every publish option checked at once against the build, with no side effect."""
     check_version(version)
     eol = parse_end_of_life(end_of_life)
-    regions = parse_target_regions(target_regions)
+    regions = parse_target_regions(target_regions, exclude_regions)
     gens = generations_to_publish(manifest, generation)
     defs = definitions_for(manifest, gens, definition_names(gens, definitions, manifest))
     return Requested(gens, defs, version, eol, regions)

@@ -55,6 +55,7 @@ class PublishOptions:
     exclude_from_latest: bool = False
     end_of_life: str | None = None
     target_regions: tuple[str, ...] = ()  # NAME=REPLICAS
+    exclude_regions: tuple[str, ...] = ()  # target regions whose 'latest' skips this version
     sign_key: Path | None = None  # Ed25519 / ECDSA P-256 PEM private key for the provenance; None: unsigned
 
     def describe_target(self) -> str:
@@ -124,7 +125,8 @@ def _prepare(build: BuildFolder, options: PublishOptions) -> model.PublishReques
     """Validate every option, gate the build, show its disk unchanged, and convert it when it is still raw."""
     requested = model.validate_options(build.manifest(), generation=options.generation,
                                        definitions=options.definitions, version=options.version,
-                                       end_of_life=options.end_of_life, target_regions=options.target_regions)
+                                       end_of_life=options.end_of_life, target_regions=options.target_regions,
+                                       exclude_regions=options.exclude_regions)
     manifest = require_unchanged(build, "publish")
     found = features.evidence(build, manifest.content_digest)
     proven = {d.hyper_v_generation: features.proven(d.hyper_v_generation, found) for d in requested.definitions}
@@ -146,7 +148,7 @@ def _publish_azure(build: BuildFolder, target: AzureTarget, request: model.Publi
     return publish_to_azure(
         build, target, version=request.version, definitions=list(request.definitions),
         force_unverified=request.force_unverified, exclude_from_latest=request.exclude_from_latest,
-        end_of_life=request.end_of_life, target_regions=[(r.name, r.replicas) for r in request.target_regions],
+        end_of_life=request.end_of_life, target_regions=request.target_regions,
         attestations=attestations)
 
 

@@ -1,4 +1,5 @@
-"""A small, faithful fake of Azure Resource Manager for the Microsoft.Compute calls the harness makes.
+"""A small, faithful fake of Azure Resource Manager for the Microsoft.Compute and Microsoft.Authorization calls
+the harness makes.
 
 Speaks the long-running-operation protocol azure-mgmt-core's ARMPolling follows (reference §5.2): a PUT
 answers 201 with the resource in provisioningState Creating and an Azure-AsyncOperation URL that reports
@@ -6,9 +7,14 @@ InProgress, then Succeeded; the final GET returns the resource in Succeeded. POS
 endGetAccess answer 202 with Azure-AsyncOperation and Location (the result: {"accessSAS": ...}). Unknown
 resources get 404 ResourceNotFound JSON, missing parents 404 ParentResourceNotFound, an api-version the real
 service would not accept 400 InvalidApiVersionParameter, and an image-version PUT over an existing version
-409 (versions are immutable). PATCH merges an update into a resource (an image version's storageProfile
-stays immutable) and DELETE removes it, both as long-running operations. Every request is logged with its
-parsed JSON body so tests assert on what the SDK sent. Listens on 127.0.0.1 only.
+409 (versions are immutable; a Shallow version lives in its source region only, as one replica). PATCH merges
+an update into a resource (an image version's storageProfile and replicationMode stay immutable) and DELETE
+removes it, both as long-running operations. A gallery's sharing profile changes with POST .../share
+(Add/Remove/Reset groups need permissions Groups, EnableCommunity needs permissions Community with the
+community information complete). Microsoft.Authorization role definitions (the built-in roles, listed by
+`roleName eq '...'`) and role assignments (a duplicate is 409 RoleAssignmentExists, a scope that does not exist
+404) are modelled at any scope below the fake's resources. Every request is logged with its query and parsed
+JSON body so tests assert on what the SDK sent. Listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -37,6 +43,14 @@ TYPE_NAMES = {("galleries",): "galleries", ("galleries", "images"): "galleries/i
               ("galleries", "images", "versions"): "galleries/images/versions", ("images",): "images",
               ("disks",): "disks"}
 PROVIDER = "providers/microsoft.compute/"
+AUTHORIZATION = "/providers/microsoft.authorization/"
+AUTHORIZATION_API_VERSIONS = frozenset({"2022-04-01"})
+# Azure's built-in roles the tests use, by name -> role definition GUID (the same in every subscription).
+BUILTIN_ROLES = {"Reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+                 "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+                 "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"}
+GUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+COMMUNITY_FIELDS = ("publisherUri", "publisherContact", "eula", "publicNamePrefix")
 
 
 @dataclass
@@ -69,6 +83,7 @@ class ArmRequest:
     api_version: str
     body: Any
     status: int
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -205,11 +220,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._route(url.path, body)
             finally:
                 self.owner.requests.append(ArmRequest(self.command, url.path, self._query.get("api-version", ""),
-                                                      body, self._status))
+                                                      body, self._status, dict(self._query)))
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _dispatch
 
     def _route(self, path: str, body: Any) -> None:
+        if AUTHORIZATION in path.lower():
+            self._authorization(path, body)
+            return
         parts = path.strip("/").split("/")
         if len(parts) >= 8 and parts[2].lower() == "providers" and parts[4].lower() == "locations":
             self._operation(parts[6].lower(), parts[7], path)
@@ -233,6 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(fault.status, _error(fault.code, fault.message))
         elif self.command == "POST" and family == "disks" and len(segments) == 3:
             self._disk_action(path.rsplit("/", 1)[0], segments[2].lower(), body)
+        elif self.command == "POST" and family == "galleries" and len(segments) == 3 and segments[2].lower() == "share":
+            self._share(path.rsplit("/", 1)[0], body)
         elif self.command == "PUT" and len(segments) % 2 == 0:
             self._put(path, segments, body)
         elif self.command == "PATCH" and len(segments) % 2 == 0:
@@ -246,12 +266,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(405, _error("MethodNotAllowed", f"{self.command} {path}"))
 
-    def _async_headers(self, op_id: str, location: str, with_location: bool = False) -> dict[str, str]:
+    def _async_headers(self, op_id: str, location: str, with_location: str = "") -> dict[str, str]:
+        """Azure-AsyncOperation (the status), plus a Location that answers the result under `with_location`
+        (e.g. DiskOperations) for a POST action."""
         base = f"{self.owner.url}/subscriptions/{self._subscription}/providers/Microsoft.Compute/locations/{location}"
         version = self._query.get("api-version", "")
         headers = {"Azure-AsyncOperation": f"{base}/operations/{op_id}?api-version={version}"}
         if with_location:
-            headers["Location"] = f"{base}/DiskOperations/{op_id}?monitor=true&api-version={version}"
+            headers["Location"] = f"{base}/{with_location}/{op_id}?monitor=true&api-version={version}"
         return headers
 
     # -- handlers ---------------------------------------------------------------------------------
@@ -277,6 +299,12 @@ class _Handler(BaseHTTPRequestHandler):
         if key in self.owner.resources and segments[-2].lower() == "versions":
             self._send(409, _error("OperationNotAllowed", "Changing property 'galleryImageVersion.properties."
                                    "storageProfile' is not allowed: image versions are immutable."))
+            return
+        if segments[-2].lower() == "versions" and (problem := _shallow_problem(body)):
+            self._send(400, _error("InvalidParameter", problem))
+            return
+        if len(segments) == 2 and (problem := _sharing_problem(body)):
+            self._send(400, _error("InvalidParameter", problem))
             return
         changed = _immutable_definition_change(self.owner.resources.get(key), body)
         if changed and segments[-2].lower() == "images":
@@ -318,7 +346,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(409, _error("OperationNotAllowed", "Changing property 'galleryImageVersion.properties."
                                    "storageProfile' is not allowed."))
             return
+        mode = (update.get("publishingProfile") or {}).get("replicationMode")
+        if mode and mode != (resource["properties"].get("publishingProfile") or {}).get("replicationMode", "Full"):
+            self._send(409, _error("PropertyChangeNotAllowed", "Changing property 'galleryImageVersion.properties."
+                                   "publishingProfile.replicationMode' is not allowed."))
+            return
         merged = _merge(resource, {k: v for k, v in body.items() if k in ("tags", "properties")})
+        if resource["type"] == "Microsoft.Compute/galleries" and (problem := _sharing_problem(merged)):
+            self._send(400, _error("InvalidParameter", problem))
+            return
         merged["properties"]["provisioningState"] = "Updating"
         self.owner.resources[path.lower()] = merged
         op_id = self.owner.new_operation(path.lower())
@@ -386,7 +422,123 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, _error("InvalidResourceType", f"no disk action {action}"))
             return
-        self._send(202, None, self._async_headers(op_id, disk["location"], with_location=True))
+        self._send(202, None, self._async_headers(op_id, disk["location"], with_location="DiskOperations"))
+
+    def _share(self, gallery_path: str, body: Any) -> None:
+        """POST .../galleries/G/share: change who the gallery is shared with (an LRO whose result is the update)."""
+        gallery = self.owner.resources.get(gallery_path.lower())
+        if gallery is None:
+            self._get(gallery_path)
+            return
+        update = body if isinstance(body, dict) else {}
+        operation = update.get("operationType")
+        profile = dict(gallery["properties"].get("sharingProfile") or {})
+        permissions = profile.get("permissions", "Private")
+        if operation in ("Add", "Remove", "Reset"):
+            if permissions != "Groups":
+                self._send(409, _error("OperationNotAllowed", f"Gallery sharing permission is '{permissions}'; "
+                                       "direct sharing needs the gallery's sharingProfile.permissions 'Groups'."))
+                return
+            problem = _groups_problem(update.get("groups") or [], required=operation != "Reset")
+            if problem:
+                self._send(400, _error("InvalidParameter", problem))
+                return
+            profile["groups"] = _apply_groups(profile.get("groups") or [], operation, update.get("groups") or [])
+        elif operation == "EnableCommunity":
+            info = dict(profile.get("communityGalleryInfo") or {})
+            if permissions != "Community" or any(not info.get(f) for f in COMMUNITY_FIELDS):
+                self._send(409, _error("OperationNotAllowed", "EnableCommunity needs sharingProfile.permissions "
+                                       "'Community' and communityGalleryInfo with " + ", ".join(COMMUNITY_FIELDS)))
+                return
+            info["communityGalleryEnabled"] = True
+            info["publicNames"] = info.get("publicNames") or [f"{info['publicNamePrefix']}-{uuid.uuid4()}"]
+            profile["communityGalleryInfo"] = info
+        else:
+            self._send(400, _error("InvalidParameter", f"operationType {operation!r} is not one of Add, Remove, "
+                                   "Reset, EnableCommunity"))
+            return
+        gallery["properties"]["sharingProfile"] = profile
+        op_id = self.owner.new_operation(gallery_path.lower(), result=update)
+        self._send(202, None, self._async_headers(op_id, gallery["location"], with_location="operationResults"))
+
+    def _authorization(self, path: str, body: Any) -> None:
+        """Microsoft.Authorization at a scope: role definitions (list, get) and role assignments (list, put, get)."""
+        low = path.lower()
+        at = low.index(AUTHORIZATION)
+        scope, rest = path[:at], path[at + len(AUTHORIZATION):].strip("/").split("/")
+        kind = rest[0].lower()
+        if self._query.get("api-version", "") not in AUTHORIZATION_API_VERSIONS:
+            self._send(400, _error("InvalidApiVersionParameter", f"The api-version "
+                                   f"'{self._query.get('api-version', '')}' is invalid for Microsoft.Authorization."))
+        elif not _scope_exists(self.owner, scope):
+            self._send(404, _error("ResourceNotFound", f"The scope '{scope}' does not exist."))
+        elif kind == "roledefinitions" and self.command == "GET":
+            self._role_definitions(scope, rest[1] if len(rest) > 1 else None)
+        elif kind == "roleassignments" and self.command == "GET" and len(rest) == 1:
+            self._list_assignments(scope)
+        elif kind == "roleassignments" and self.command == "PUT" and len(rest) == 2:
+            self._put_assignment(path, scope, rest[1], body)
+        elif kind == "roleassignments" and self.command == "GET" and len(rest) == 2:
+            self._get(path)
+        else:
+            self._send(405, _error("MethodNotAllowed", f"{self.command} {path}"))
+
+    def _role_definitions(self, scope: str, guid: str | None) -> None:
+        subscription = "/".join(scope.strip("/").split("/")[:2])
+        roles = [{"id": f"/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{role_id}",
+                  "name": role_id, "type": "Microsoft.Authorization/roleDefinitions",
+                  "properties": {"roleName": name, "type": "BuiltInRole", "assignableScopes": ["/"]}}
+                 for name, role_id in BUILTIN_ROLES.items()]
+        if guid is not None:
+            found = [r for r in roles if r["name"] == guid.lower()]
+            if found:
+                self._send(200, found[0])
+            else:
+                self._send(404, _error("RoleDefinitionDoesNotExist",
+                                       f"The specified role definition with ID '{guid}' does not exist."))
+            return
+        wanted = re.fullmatch(r"roleName eq '(.*)'", self._query.get("$filter", "").strip())
+        self._send(200, {"value": [r for r in roles if wanted is None
+                                   or r["properties"]["roleName"].lower() == wanted.group(1).lower()]})
+
+    def _assignments(self) -> list[dict[str, Any]]:
+        return [r for r in self.owner.resources.values() if r["type"] == "Microsoft.Authorization/roleAssignments"]
+
+    def _list_assignments(self, scope: str) -> None:
+        """Assignments at the scope or above it (what Azure lists for a scope), filtered by principalId."""
+        principal = re.fullmatch(r"principalId eq '(.*)'", self._query.get("$filter", "").strip())
+        items = [a for a in self._assignments()
+                 if (scope.lower() + "/").startswith(a["properties"]["scope"].lower() + "/")
+                 and (principal is None or a["properties"]["principalId"] == principal.group(1))]
+        self._send(200, {"value": items})
+
+    def _put_assignment(self, path: str, scope: str, name: str, body: Any) -> None:
+        props = (body or {}).get("properties") or {} if isinstance(body, dict) else {}
+        role_id = str(props.get("roleDefinitionId", "")).rsplit("/", 1)[-1].lower()
+        principal = str(props.get("principalId", ""))
+        if not GUID_RE.fullmatch(name):
+            self._send(400, _error("InvalidRoleAssignmentId", f"The role assignment ID '{name}' is not valid: it "
+                                   "must be a GUID."))
+        elif not GUID_RE.fullmatch(principal):
+            self._send(400, _error("InvalidPrincipalId", "A valid principal ID must be provided for role "
+                                   "assignment."))
+        elif role_id not in BUILTIN_ROLES.values():
+            self._send(400, _error("RoleDefinitionDoesNotExist", f"The specified role definition with ID "
+                                   f"'{role_id}' does not exist."))
+        elif props.get("principalType") not in (None, "User", "Group", "ServicePrincipal", "ForeignGroup", "Device"):
+            self._send(400, _error("InvalidPrincipalType", f"principalType {props.get('principalType')!r}"))
+        elif any(a["properties"]["scope"].lower() == scope.lower() and a["properties"]["principalId"] == principal
+                 and a["properties"]["roleDefinitionId"].rsplit("/", 1)[-1].lower() == role_id
+                 for a in self._assignments()):
+            self._send(409, _error("RoleAssignmentExists", "The role assignment already exists."))
+        elif path.lower() in self.owner.resources:
+            self._send(409, _error("RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, "
+                                   "and scope are not allowed to be updated."))
+        else:
+            assignment = {"id": path, "name": name, "type": "Microsoft.Authorization/roleAssignments",
+                          "properties": {**props, "scope": scope}}
+            self.owner.resources[path.lower()] = assignment
+            self._send(201, assignment)
 
     def _operation(self, kind: str, op_id: str, path: str) -> None:
         """Azure-AsyncOperation status (.../operations/ID) or a POST's result (.../DiskOperations/ID)."""
@@ -434,3 +586,70 @@ def _immutable_definition_change(existing: dict[str, Any] | None, body: dict[str
 
     return next((name for name in IMMUTABLE_DEFINITION
                  if norm(name, have.get(name)) != norm(name, want.get(name))), "")
+
+
+def _region_key(name: str) -> str:
+    return name.replace(" ", "").lower()
+
+
+def _shallow_problem(body: dict[str, Any]) -> str:
+    """Why Azure would refuse a Shallow image version ('' when it is not Shallow or fits)."""
+    profile = (body.get("properties") or {}).get("publishingProfile") or {}
+    if profile.get("replicationMode") != "Shallow":
+        return ""
+    regions = profile.get("targetRegions") or [{"name": body["location"]}]
+    if len(regions) != 1 or _region_key(regions[0].get("name", "")) != _region_key(body["location"]):
+        return "Shallow replication is supported only in the source region of the image version."
+    if (regions[0].get("regionalReplicaCount") or profile.get("replicaCount") or 1) != 1:
+        return "Shallow replication supports a replica count of 1 only."
+    return ""
+
+
+def _sharing_problem(gallery: dict[str, Any]) -> str:
+    """Why Azure would refuse a gallery's sharing profile ('' when it fits)."""
+    profile = (gallery.get("properties") or {}).get("sharingProfile") or {}
+    permissions = profile.get("permissions", "Private")
+    if permissions not in ("Private", "Groups", "Community"):
+        return f"sharingProfile.permissions {permissions!r} is not one of Private, Groups, Community."
+    info = profile.get("communityGalleryInfo") or {}
+    missing = [f for f in COMMUNITY_FIELDS if not info.get(f)]
+    if permissions == "Community" and missing:
+        return f"A community gallery needs communityGalleryInfo.{', '.join(missing)}."
+    return ""
+
+
+def _groups_problem(groups: list[dict[str, Any]], *, required: bool) -> str:
+    if required and not groups:
+        return "groups must name at least one subscription or tenant."
+    for group in groups:
+        if group.get("type") not in ("Subscriptions", "AADTenants"):
+            return f"group type {group.get('type')!r} is not Subscriptions or AADTenants."
+        bad = [i for i in group.get("ids") or [] if not GUID_RE.fullmatch(str(i))]
+        if bad or not group.get("ids"):
+            return f"group ids must be GUIDs: {bad or 'none given'}."
+    return ""
+
+
+def _apply_groups(have: list[dict[str, Any]], operation: str, change: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ids = {g["type"]: list(g.get("ids") or []) for g in have}
+    if operation == "Reset":
+        return []
+    for group in change:
+        current = ids.setdefault(group["type"], [])
+        for i in group["ids"]:
+            if operation == "Add" and i not in current:
+                current.append(i)
+            elif operation == "Remove" and i in current:
+                current.remove(i)
+    return [{"type": kind, "ids": found} for kind, found in ids.items() if found]
+
+
+def _scope_exists(fake: FakeArm, scope: str) -> bool:
+    """A subscription or resource group scope always exists (unless resource_groups says otherwise); a resource
+    scope exists when the fake holds that resource."""
+    parts = scope.strip("/").split("/")
+    if len(parts) <= 2:
+        return True
+    if len(parts) <= 4:
+        return fake.resource_groups is None or parts[3] in fake.resource_groups
+    return scope.lower() in fake.resources

@@ -356,3 +356,79 @@ def test_an_untagged_version_matches_by_its_source_blob(build: BuildFolder, stac
     assert summary["created"] is False and summary["uploads"] == []
     with pytest.raises(PublishError, match=r"1\.0\.1 already exists with other content \(https://other"):
         publish(build, stack.target(), version="1.0.1", definitions=[definition("V2")])
+
+
+def test_shallow_replication_is_requested_in_the_source_region_only(build: BuildFolder, stack: Stack) -> None:
+    publish(build, stack.target(replication_mode="shallow"), definitions=[definition("V2")])
+    (body,) = stack.arm.bodies("PUT", r"/versions/1\.0\.0$")
+    profile = body["properties"]["publishingProfile"]
+    assert profile["replicationMode"] == "Shallow"
+    assert profile["targetRegions"] == [{"name": "westeurope", "regionalReplicaCount": 1,
+                                         "storageAccountType": "Standard_LRS"}]
+    # Azure never changes a version's replication mode (the fake refuses it like the service).
+    from harness.publish.arm import Arm
+
+    arm = Arm(compute_client(stack.target()), RG, "westeurope")
+    from azure.mgmt.compute import models as m
+
+    update = m.GalleryImageVersionUpdate(properties=m.GalleryImageVersionProperties(  # type: ignore[call-overload]
+        publishing_profile=m.GalleryImageVersionPublishingProfile(replication_mode="Full")))
+    with pytest.raises(PublishError, match="replicationMode' is not allowed"):
+        arm._wait("changing the mode", lambda: arm.client.gallery_image_versions.begin_update(
+            RG, "harness_gallery", "testdistro-base-v2", "1.0.0", update))
+
+
+@pytest.mark.parametrize(("regions", "message"), [
+    ([TargetRegion("local"), TargetRegion("northeurope")], "cannot target northeurope"),
+    ([TargetRegion("westeurope", 3)], "makes one replica in westeurope, not 3"),
+])
+def test_shallow_replication_elsewhere_is_refused_before_anything_is_sent(
+        build: BuildFolder, stack: Stack, regions: list[TargetRegion], message: str) -> None:
+    with pytest.raises(PublishError, match=message) as err:
+        publish(build, stack.target(replication_mode="shallow"), target_regions=regions)
+    assert "--replication-mode full" in err.value.hint
+    assert stack.arm.requests == [] and stack.proxy.log == []
+
+
+def test_the_fake_refuses_a_shallow_version_in_two_regions(build: BuildFolder, stack: Stack) -> None:
+    """The harness's own check above stops such a request first; Azure (and so the fake) would refuse it too."""
+    from harness.publish.arm import Arm, Region
+
+    arm = Arm(compute_client(stack.target()), RG, "westeurope")
+    arm.ensure_gallery("harness_gallery")
+    arm.ensure_definition("harness_gallery", definition("V2"))
+    with pytest.raises(PublishError, match="only in the source region"):
+        arm.create_version("harness_gallery", "testdistro-base-v2", "1.0.0", blob_url="https://x/y.vhd",
+                           storage_account_id=ACCOUNT_ID, regions=[Region("westeurope", 1, "Standard_LRS"),
+                                                                   Region("northeurope", 1, "Standard_LRS")],
+                           replica_count=1, storage_account_type="Standard_LRS", exclude_from_latest=False,
+                           end_of_life=None, tags={}, replication_mode="Shallow")
+
+
+def test_one_region_can_skip_the_version_as_latest(build: BuildFolder, stack: Stack, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """--exclude-region through the CLI: that region's 'latest' skips the version, the others (and the version
+    as a whole) do not; --replication-mode full is sent as Azure spells it."""
+    from harness.cli import main
+
+    for name in [n for n in os.environ if n.startswith(("AZURE_", "HARNESS_AZURE_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HARNESS_AZURE_STORAGE_CONNECTION_STRING", stack.conn)
+    assert main(["publish", str(build.path), "--to", "azure", "--force-unverified", "--version", "1.2.0",
+                 "--generation", "V2", "--subscription", SUB, "--resource-group", RG, "--location", "westeurope",
+                 "--azure-gallery", "harness_gallery", "--container", stack.container, "--arm-endpoint", stack.arm.url,
+                 "--replication-mode", "full", "--target-region", "westeurope=2", "--target-region", "northeurope",
+                 "--exclude-region", "northeurope"]) == 0
+    (body,) = stack.arm.bodies("PUT", r"/versions/1\.2\.0$")
+    profile = body["properties"]["publishingProfile"]
+    assert profile["replicationMode"] == "Full" and profile["excludeFromLatest"] is False
+    assert profile["targetRegions"] == [
+        {"name": "westeurope", "regionalReplicaCount": 2, "storageAccountType": "Standard_LRS"},
+        {"name": "northeurope", "regionalReplicaCount": 1, "storageAccountType": "Standard_LRS",
+         "excludeFromLatest": True}]
+    assert main(["publish", str(build.path), "--to", "azure", "--force-unverified", "--version", "1.3.0",
+                 "--subscription", SUB, "--resource-group", RG, "--location", "westeurope", "--azure-gallery",
+                 "harness_gallery", "--container", stack.container, "--arm-endpoint", stack.arm.url,
+                 "--exclude-region", "eastus"]) == 2
+    assert "--exclude-region eastus is not a target region of this version" in capsys.readouterr().err
+    assert len(stack.arm.bodies("PUT", "/versions/")) == 1

@@ -73,6 +73,18 @@ def test_bad_target_region_refused(text: str) -> None:
         model.parse_target_region(text)
 
 
+def test_an_excluded_region_must_be_a_target_region() -> None:
+    regions = model.parse_target_regions(["westeurope=2", "eastus"], excluded=["EastUS"])
+    assert regions == (TargetRegion("westeurope", 2), TargetRegion("eastus", 1, exclude_from_latest=True))
+    assert regions[1].to_json() == {"name": "eastus", "replicas": 1, "storage_account_type": "Standard_LRS",
+                                    "exclude_from_latest": True}
+    assert TargetRegion.from_json(regions[1].to_json()) == regions[1]
+    assert "exclude_from_latest" not in regions[0].to_json()  # galleries written before stay byte-identical
+    with pytest.raises(PublishError, match="--exclude-region northeurope is not a target region") as err:
+        model.parse_target_regions(["westeurope=2"], excluded=["northeurope"])
+    assert "--target-region northeurope=REPLICAS" in err.value.hint
+
+
 def test_duplicate_target_region_refused() -> None:
     with pytest.raises(PublishError, match="given twice: eu"):
         model.parse_target_regions(["eu=1", "eu=2"])
