@@ -43,20 +43,21 @@ def _dpkg_part(a: str, b: str) -> int:
     return 0
 
 
-def _dpkg_split(version: str) -> tuple[int, str, str]:
-    """'1:2.36-9+deb12u13' -> (1, '2.36', '9+deb12u13'): the epoch ends at the first ':', the revision starts
-    after the last '-' (as dpkg parses them)."""
+def _split_evr(version: str, no_revision: str) -> tuple[int, str, str]:
+    """[epoch:]version[-revision] as dpkg and rpm both parse it: the epoch ends at the first ':' (0 when missing or
+    not a number), the revision starts after the last '-' (`no_revision` when there is none).
+    '1:2.36-9+deb12u13' -> (1, '2.36', '9+deb12u13')."""
     epoch, sep, rest = version.partition(":")
     if not sep or not epoch.isdigit():
         epoch, rest = "0", version
-    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "0")
+    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", no_revision)
     return int(epoch), upstream, revision
 
 
 def dpkg_compare(a: str, b: str) -> int:
     """-1, 0 or 1 as `dpkg --compare-versions` orders Debian versions ([epoch:]upstream[-revision])."""
-    ea, ua, ra = _dpkg_split(a)
-    eb, ub, rb = _dpkg_split(b)
+    ea, ua, ra = _split_evr(a, no_revision="0")  # dpkg: a missing revision compares as "0"
+    eb, ub, rb = _split_evr(b, no_revision="0")
     if ea != eb:
         return -1 if ea < eb else 1
     return _dpkg_part(ua, ub) or _dpkg_part(ra, rb)
@@ -103,19 +104,10 @@ def rpmvercmp(a: str, b: str) -> int:
     return 0
 
 
-def _rpm_split(evr: str) -> tuple[int, str, str]:
-    """'1:2.9.1.1-1.el9' -> (1, '2.9.1.1', '1.el9'); a missing epoch is 0, a missing release ''."""
-    epoch, sep, rest = evr.partition(":")
-    if not sep or not epoch.isdigit():
-        epoch, rest = "0", evr
-    version, _, release = rest.rpartition("-") if "-" in rest else (rest, "", "")
-    return int(epoch), version, release
-
-
 def rpm_compare(a: str, b: str) -> int:
     """-1, 0 or 1 as rpm orders [epoch:]version[-release]: epoch, then version, then release."""
-    ea, va, ra = _rpm_split(a)
-    eb, vb, rb = _rpm_split(b)
+    ea, va, ra = _split_evr(a, no_revision="")  # rpm: a missing release is empty
+    eb, vb, rb = _split_evr(b, no_revision="")
     if ea != eb:
         return -1 if ea < eb else 1
     return rpmvercmp(va, vb) or rpmvercmp(ra, rb)
