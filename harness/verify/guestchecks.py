@@ -63,14 +63,33 @@ GUEST_LOGS: dict[str, Probe] = {
     "cloud-init.log": Probe("cat /var/log/cloud-init.log", root=True),
     "cloud-init-output.log": Probe("cat /var/log/cloud-init-output.log", root=True),
     "waagent.log": Probe("cat /var/log/waagent.log", root=True),
-    # what the agent's Ready waited for: the unit chain to the unit that reports it, per agent and distro
-    "systemd-analyze.txt": Probe("systemd-analyze time; systemd-analyze blame | head -30; "
+    # what the agent's Ready waited for: the unit chain to the unit that reports it, per agent and distro. The
+    # blame list is read from the plot on the host (`systemd-analyze blame` asks PID 1 about every unit once
+    # more: 12.6 s under TCG here, against 7.4 s for the plot that carries the same figures).
+    "systemd-analyze.txt": Probe("systemd-analyze time; "
                                  "for unit in cloud-init-local walinuxagent waagent; do "
                                  "systemctl cat $unit.service >/dev/null 2>&1 && "
                                  "systemd-analyze critical-chain $unit.service; done; true", background=True),
     # the guest's own boot chart (SVG), embedded in report.html
     "systemd-analyze-plot.svg": Probe("systemd-analyze plot", background=True),
 }
+BLAME_LINES = 30
+CRITICAL_CHAIN_HEADER = "The time when unit became active"
+# A unit's label in systemd-analyze plot: "NAME (TIMESPAN)", TIMESPAN as systemd formats it ("1min 2.345s", "870ms").
+_PLOT_LABEL = re.compile(r'<text class="(?:left|right)"[^>]*>([^<>\s]+) \(([0-9a-z. ]+)\)</text>')
+_TIMESPAN_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|min|ms|us|s)")
+_UNIT_S = {"h": 3600.0, "min": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+
+def blame_from_plot(svg: str, limit: int = BLAME_LINES) -> str:
+    """`systemd-analyze blame` (the units that took longest to start) from the labels of its plot."""
+    units = []
+    for name, span in _PLOT_LABEL.findall(svg):
+        parts = _TIMESPAN_PART.findall(span)
+        if parts and "".join(n + u for n, u in parts) == span.replace(" ", ""):
+            units.append((sum(float(n) * _UNIT_S[u] for n, u in parts), name))
+    units.sort(key=lambda item: (-item[0], item[1]))
+    return "".join(f"{seconds:10.3f}s {name}\n" for seconds, name in units[:limit])
 
 @dataclass
 class GuestContext:
@@ -462,6 +481,20 @@ def run_batch(ctx: GuestContext, probes: dict[str, Probe]) -> dict[str, ProbeRes
     return found
 
 
+def _add_blame(evidence: Path) -> None:
+    """Insert the blame list (from the plot) after the `systemd-analyze time` lines of systemd-analyze.txt."""
+    analyze, plot = evidence / "systemd-analyze.txt", evidence / "systemd-analyze-plot.svg"
+    blame = blame_from_plot(plot.read_text(encoding="utf-8", errors="replace")) if plot.exists() else ""
+    if not blame or not analyze.exists():
+        return
+    text = analyze.read_text(encoding="utf-8")
+    at = text.find(CRITICAL_CHAIN_HEADER)  # the critical chains follow the `time` lines
+    head, chains = (text, "") if at < 0 else (text[:at], text[at:])
+    head = head.rstrip("\n")
+    section = f"\nunits by start-up time (systemd-analyze blame, read from the plot):\n{blame}\n"
+    analyze.write_text(f"{head}\n{section}{chains}", encoding="utf-8")
+
+
 def run_all(ctx: GuestContext, evidence: Path, extra_probes: dict[str, Probe] | None = None,
             extra_checks: tuple[GuestCheck, ...] = ()) -> list[Record]:
     """Every check from one batch (probes + the guest's logs + the VM configuration's own), each reported
@@ -477,6 +510,7 @@ def run_all(ctx: GuestContext, evidence: Path, extra_probes: dict[str, Probe] | 
         text = "" if found is None else (found.result.stdout if found.result.exit_code == 0
                                          else f"{found.result.describe()}\n")
         (evidence / name).write_text(text, encoding="utf-8")
+    _add_blame(evidence)
     records = []
     for check in (*CHECKS, *extra_checks):
         record = check.evaluate(ctx)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness import proc
+from harness.verify import guestchecks
 from harness.verify.batch import Probe, batch_script, parse_batch
 from harness.verify.guestchecks import GUEST_LOGS, PROBES
 
@@ -66,3 +67,41 @@ def test_a_probe_the_batch_never_reported_is_a_failed_result() -> None:
     ctx.out, ctx.probes = {}, {}
     result = ctx.probe("sshd_password")
     assert result.exit_code == -1 and "sudo -n" in result.stderr
+
+
+PLOT = """<svg><text x="20" y="30">Debian GNU/Linux 12 (bookworm) vm x86-64 microsoft</text>
+<text class="sec" x="100.000" y="-5.000" >1.0s</text>
+<text class="left" x="1914.773" y="134.000">dev-vda3.device (12.100s)</text>
+<text class="left" x="2392.157" y="1034.000">cloud-init-local.service (25.466s)</text>
+<text class="right" x="9882.312" y="2474.000">e2scrub_reap.service (870ms)</text>
+<text class="left" x="6198.104" y="2234.000">cloud-init.service (1min 2.500s)</text>
+<text class="left" x="10.0" y="300.000">swap.target</text>
+</svg>"""
+
+
+def test_blame_is_read_from_the_plot_labels() -> None:
+    """The same figures and order `systemd-analyze blame` prints (checked against a guest's own blame once)."""
+    assert guestchecks.blame_from_plot(PLOT) == ("    62.500s cloud-init.service\n"
+                                                 "    25.466s cloud-init-local.service\n"
+                                                 "    12.100s dev-vda3.device\n"
+                                                 "     0.870s e2scrub_reap.service\n")
+    assert guestchecks.blame_from_plot(PLOT, limit=1).count("\n") == 1
+    assert guestchecks.blame_from_plot("<svg/>") == ""
+
+
+def test_blame_goes_between_the_boot_time_and_the_critical_chains(tmp_path: Path) -> None:
+    (tmp_path / "systemd-analyze-plot.svg").write_text(PLOT, encoding="utf-8")
+    time_lines = "Startup finished in 12.4s (kernel) + 2min 3.0s (userspace) = 2min 15.4s \n"
+    chain = (f"{guestchecks.CRITICAL_CHAIN_HEADER} or started is printed after the \"@\" character.\n\n"
+             "cloud-init-local.service +25.466s\n")
+    (tmp_path / "systemd-analyze.txt").write_text(time_lines + chain, encoding="utf-8")
+    guestchecks._add_blame(tmp_path)
+    text = (tmp_path / "systemd-analyze.txt").read_text(encoding="utf-8")
+    assert text.startswith(time_lines)
+    assert text.index("62.500s cloud-init.service") < text.index(guestchecks.CRITICAL_CHAIN_HEADER)
+    assert text.endswith(chain)
+    # No plot (the probe failed): the file stays as the guest wrote it.
+    (tmp_path / "systemd-analyze-plot.svg").unlink()
+    (tmp_path / "systemd-analyze.txt").write_text(time_lines, encoding="utf-8")
+    guestchecks._add_blame(tmp_path)
+    assert (tmp_path / "systemd-analyze.txt").read_text(encoding="utf-8") == time_lines
