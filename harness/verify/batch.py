@@ -29,22 +29,29 @@ class Probe:
 
 
 # Each probe's line: KEY|EXIT|SECONDS|BASE64(stdout)|BASE64(stderr); base64 has no '|'. A background probe
-# writes its files under $T/<n>.* and its line is printed by `collect` once it is done.
+# writes its files under $T/<n>.* and its line is printed by `emit` once it is done. Under TCG every process
+# costs tens of milliseconds, so the runner starts as few as it can: the probe runs in a subshell (no exec), its
+# time comes from /proc/uptime through `read` (centiseconds, no `date`), files are read with `read`, and base64
+# runs only for a non-empty output: two processes per probe instead of about fourteen.
 _RUNNER = r"""
+now() { read up _ </proc/uptime; t=$(( ${up%.*} * 100 + 1${up#*.} - 100 )); }
 run() {
-  start=$(date +%s.%N)
-  sh -c "$2" >"$T/$1.o" 2>"$T/$1.e" </dev/null; echo $? >"$T/$1.rc"
-  awk "BEGIN{print $(date +%s.%N)-$start}" >"$T/$1.t"
+  now; start=$t
+  ( eval "$2" ) >"$T/$1.o" 2>"$T/$1.e" </dev/null; echo $? >"$T/$1.rc"
+  now; echo $(( t - start )) >"$T/$1.t"
 }
 emit() {
-  printf '%s|%s|%s|%s|%s\n' "$2" "$(cat "$T/$1.rc")" "$(cat "$T/$1.t")" \
-    "$(base64 -w0 <"$T/$1.o")" "$(base64 -w0 <"$T/$1.e")"
+  read rc <"$T/$1.rc"; read cs <"$T/$1.t"
+  printf '%s|%s|%d.%02d|' "$2" "$rc" $(( cs / 100 )) $(( cs % 100 ))
+  [ ! -s "$T/$1.o" ] || base64 -w0 <"$T/$1.o"
+  printf '|'
+  [ ! -s "$T/$1.e" ] || base64 -w0 <"$T/$1.e"
+  echo
 }
 probe() { run "$1" "$3"; emit "$1" "$2"; }
 T=$(mktemp -d) || exit 99
 trap 'rm -rf "$T"' EXIT
 """
-
 
 @dataclass(frozen=True)
 class ProbeResult:
