@@ -7,7 +7,8 @@ InProgress, then Succeeded; the final GET returns the resource in Succeeded. POS
 endGetAccess answer 202 with Azure-AsyncOperation and Location (the result: {"accessSAS": ...}). Unknown
 resources get 404 ResourceNotFound JSON, missing parents 404 ParentResourceNotFound, an api-version the real
 service would not accept 400 InvalidApiVersionParameter, and an image-version PUT over an existing version
-409 (versions are immutable; a Shallow version lives in its source region only, as one replica). PATCH merges
+409 (versions are immutable; a Shallow version lives in its source region only, as one replica), a managed
+image from a specialized source 400. PATCH merges
 an update into a resource (an image version's storageProfile and replicationMode stay immutable) and DELETE
 removes it, both as long-running operations. A gallery's sharing profile changes with POST .../share
 (Add/Remove/Reset groups need permissions Groups, EnableCommunity needs permissions Community with the
@@ -300,10 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(409, _error("OperationNotAllowed", "Changing property 'galleryImageVersion.properties."
                                    "storageProfile' is not allowed: image versions are immutable."))
             return
-        if segments[-2].lower() == "versions" and (problem := _shallow_problem(body)):
-            self._send(400, _error("InvalidParameter", problem))
-            return
-        if len(segments) == 2 and (problem := _sharing_problem(body)):
+        if problem := _content_problem(segments, body):
             self._send(400, _error("InvalidParameter", problem))
             return
         changed = _immutable_definition_change(self.owner.resources.get(key), body)
@@ -590,6 +588,17 @@ def _immutable_definition_change(existing: dict[str, Any] | None, body: dict[str
 
 def _region_key(name: str) -> str:
     return name.replace(" ", "").lower()
+
+
+def _content_problem(segments: list[str], body: dict[str, Any]) -> str:
+    """Why Azure would refuse the content of this PUT ('' when it fits)."""
+    if segments[-2].lower() == "versions":
+        return _shallow_problem(body)
+    os_disk = ((body.get("properties") or {}).get("storageProfile") or {}).get("osDisk") or {}
+    if len(segments) == 2 and segments[0].lower() == "images" and os_disk.get("osState") != "Generalized":
+        return f"A managed image can only be created from a generalized source: osDisk.osState is " \
+               f"{os_disk.get('osState')!r}."
+    return _sharing_problem(body) if len(segments) == 2 else ""
 
 
 def _shallow_problem(body: dict[str, Any]) -> str:

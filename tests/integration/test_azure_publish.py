@@ -219,6 +219,24 @@ def test_managed_image_from_the_blob(build: BuildFolder, stack: Stack) -> None:
         publish(build, target, version="2.0.0", definitions=[definition("V2", os_state="Specialized")])
 
 
+def test_a_specialized_build_goes_to_a_specialized_definition(build: BuildFolder, stack: Stack) -> None:
+    """A gallery takes a specialized OS disk (Specialized definition); a managed image never does, on Azure and on
+    the fake, whose refusal is asserted apart from the harness's own."""
+    summary = publish(build, stack.target(), definitions=[definition("V2", "testdistro-special", "Specialized")])
+    (image,) = stack.arm.bodies("PUT", r"/images/testdistro-special$")
+    assert image["properties"]["osState"] == "Specialized"
+    assert summary["versions"] == {"testdistro-special": "1.0.0"}
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.compute import models as m
+
+    client = compute_client(stack.target())
+    body = m.Image(location="westeurope", properties=m.ImageProperties(hyper_v_generation="V2", storage_profile=(
+        m.ImageStorageProfile(os_disk=m.ImageOSDisk(os_type="Linux", os_state="Specialized",
+                                                    blob_uri=summary["blob_url"])))))
+    with pytest.raises(HttpResponseError, match="only be created from a generalized source"):
+        client.images.begin_create_or_update(RG, "special-image", body).result()
+
+
 def test_managed_disk_by_direct_upload(
         build: BuildFolder, arm: FakeArm, direct_service: BlobServiceClient, blob_proxy: BlobProxy,
         caplog: pytest.LogCaptureFixture) -> None:
