@@ -105,3 +105,32 @@ def test_blame_goes_between_the_boot_time_and_the_critical_chains(tmp_path: Path
     (tmp_path / "systemd-analyze.txt").write_text(time_lines, encoding="utf-8")
     guestchecks._add_blame(tmp_path)
     assert (tmp_path / "systemd-analyze.txt").read_text(encoding="utf-8") == time_lines
+
+
+RESULT_OK = '{"v1": {"datasource": "DataSourceAzure [seed=/dev/sr0]", "errors": []}}'
+
+
+def _status(**stages: dict[str, object]) -> str:
+    import json
+
+    base = {"init-local": {"errors": [], "start": 1.0, "finished": 2.0},
+            "modules-init": {"errors": [], "start": None, "finished": None}}
+    return json.dumps({"v1": {"datasource": "DataSourceAzure", "stage": None, **base, **stages}})
+
+
+@pytest.mark.parametrize(("result", "status", "outcome"), [
+    (RESULT_OK, _status(), "status: done"),
+    (RESULT_OK, "", "status: done"),
+    ('{"v1": {"errors": ["modules-final failed"]}}', _status(), "status: error: modules-final failed"),
+    (RESULT_OK, _status(init={"errors": ["Datasource failed"], "start": 3.0, "finished": 4.0}),
+     "status: error: init: Datasource failed"),
+    (RESULT_OK, _status(init={"errors": [], "start": 3.0, "finished": 4.0,
+                              "recoverable_errors": {"WARNING": ["Failed to set password"]}}),
+     "status: error: init: WARNING: Failed to set password"),
+    (RESULT_OK, _status(**{"modules-final": {"errors": [], "start": 5.0, "finished": None}}),
+     "status: running (modules-final)"),
+    ("cat: /run/cloud-init/result.json: No such file", "", "unreadable result.json or status.json"),
+])
+def test_cloud_init_outcome_follows_cloud_init_status(result: str, status: str, outcome: str) -> None:
+    """C1 reads cloud-init's own files the way `cloud-init status` does: every failure mode fails it."""
+    assert guestchecks.cloud_init_outcome(result, status).startswith(outcome)
